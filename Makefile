@@ -1,0 +1,53 @@
+# An HTTP server in C, in six steps. `make help` lists what you can do.
+
+STEPS := 01 02 03 04 05 06
+STEP_BINARIES := $(addprefix step,$(STEPS))
+
+CC ?= cc
+CFLAGS ?= -O2 -g
+# Not optional: every step must build clean under C17 and these warnings.
+STRICT_CFLAGS := -std=c17 -Wall -Wextra -Wpedantic -Werror
+# make SANITIZE=1 ...: AddressSanitizer and UndefinedBehaviorSanitizer.
+ifneq ($(SANITIZE),)
+SANITIZER_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+endif
+BUILD_CFLAGS = $(STRICT_CFLAGS) $(CFLAGS) $(SANITIZER_FLAGS)
+
+PORT ?= 8080
+STEP ?=
+SERVER ?=
+
+# Rebuild the steps when the compiler or its flags change, such as with
+# SANITIZE=1, not only when a server.c does.
+FLAGS_STAMP := build/compiler-flags
+$(shell mkdir -p build && echo '$(CC) $(BUILD_CFLAGS) $(LDFLAGS)' | cmp -s - $(FLAGS_STAMP) || \
+	echo '$(CC) $(BUILD_CFLAGS) $(LDFLAGS)' > $(FLAGS_STAMP))
+
+.PHONY: all help run test check clean $(addprefix step-,$(STEPS))
+
+all: $(STEP_BINARIES) ## build the six servers: ./step01 ... ./step06
+
+define STEP_RULES
+step$(1): $(wildcard steps/$(1)-*/server.c) $(FLAGS_STAMP)
+	$$(CC) $$(BUILD_CFLAGS) $$(LDFLAGS) -o $$@ $$<
+step-$(1): step$(1)
+endef
+$(foreach n,$(STEPS),$(eval $(call STEP_RULES,$(n))))
+
+help: ## list the targets
+	@echo 'make step-04     build one step, then run it: ./step04 [PORT [ADDRESS]]'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | awk -F'\t' '{ printf "make %-11s %s\n", $$1, $$2 }'
+	@echo 'Variables: CC, CFLAGS, SANITIZE=1, PORT (make run), STEP and SERVER (make check).'
+
+run: step06 ## build step 06 and start it on PORT (default 8080)
+	./step06 $(PORT)
+
+test: all ## run every step against its tests and the earlier steps' tests
+	@tests/run-all
+
+check: ## check a server of yours: make check STEP=04 SERVER=path/to/server
+	@test -n "$(STEP)" || { echo 'usage: make check STEP=04 [SERVER=path/to/server]' >&2; exit 2; }
+	@tests/check $(STEP) $(or $(SERVER),./step$(shell printf '%02d' $(STEP) 2>/dev/null))
+
+clean: ## remove what make built
+	rm -rf $(STEP_BINARIES) build workshop
