@@ -51,3 +51,22 @@ check: ## check a server of yours: make check STEP=04 SERVER=path/to/server
 
 clean: ## remove what make built
 	rm -rf $(STEP_BINARIES) build workshop
+
+# Workshop mode and the exercises' answers: tests/workshop/, book/answers/.
+ANSWERS := 01-socket-ipv6 03-listen-ipv6 04-count-connections 05-split-query \
+	06-second-path 06-echo-body
+ANSWER_BINARIES := $(addprefix build/answers/,$(ANSWERS))
+.PHONY: workshop answers test-answers
+
+workshop: ## write a stage yourself: make workshop STEP=04 (again to rebuild)
+	@test -n "$(STEP)" || { echo 'usage: make workshop STEP=04' >&2; exit 2; }
+	@CC='$(CC)' WORKSHOP_CFLAGS='$(BUILD_CFLAGS) $(LDFLAGS)' tests/workshop/start $(STEP)
+
+answers: $(ANSWER_BINARIES) ## build the exercises' answers into build/answers/
+
+build/answers/%: book/answers/%/server.c $(FLAGS_STAMP)
+	@mkdir -p $(@D)
+	$(CC) $(BUILD_CFLAGS) $(LDFLAGS) -o $@ $<
+
+test-answers: answers ## test the answers: tests/answers.bats, and their steps' tests
+	@tests/bats tests/answers.bats
