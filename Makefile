@@ -53,8 +53,7 @@ clean: ## remove what make built
 	rm -rf $(STEP_BINARIES) build workshop
 
 # Workshop mode and the exercises' answers: tests/workshop/, book/answers/.
-ANSWERS := 01-socket-ipv6 03-listen-ipv6 04-count-connections 05-split-query \
-	06-second-path 06-echo-body
+ANSWERS := $(patsubst book/answers/%/server.c,%,$(wildcard book/answers/*/server.c))
 ANSWER_BINARIES := $(addprefix build/answers/,$(ANSWERS))
 .PHONY: workshop answers test-answers
 
@@ -68,5 +67,5 @@ build/answers/%: book/answers/%/server.c $(FLAGS_STAMP)
 	@mkdir -p $(@D)
 	$(CC) $(BUILD_CFLAGS) $(LDFLAGS) -o $@ $<
 
-test-answers: answers ## test the answers: tests/answers.bats, and their steps' tests
-	@tests/bats tests/answers.bats
+test-answers: all answers ## test the answers, and that their tests fail on the steps
+	@tests/answers

@@ -1,0 +1,217 @@
+/*
+ * Step 04: accept.
+ *
+ * The server accepts connections with accept(2), one at a time, prints
+ * who connected and on which descriptor, and closes the connection.
+ * Clients get connected, then hung up on: reading comes next.
+ *
+ * Exercise: number the connections.
+ *
+ * Build and run:  make answers && build/answers/04-count-connections [PORT [ADDRESS]]
+ */
+#define _GNU_SOURCE /* accept4(2) */
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+/* Every number the server depends on, named once. */
+enum {
+    DEFAULT_PORT = 8080,
+    PORT_MAX = 65535,
+    EXIT_USAGE = 2,
+    ENDPOINT_TEXT_MAX = INET_ADDRSTRLEN + sizeof ":65535",
+    LISTEN_BACKLOG = 128, /* connections the kernel queues for us */
+};
+#define DEFAULT_ADDRESS "127.0.0.1"
+
+/* A system call failed: say which one, and why. */
+static void warn(const char *call)
+{
+    fprintf(stderr, "%s: %s\n", call, strerror(errno));
+}
+
+/* ...and we cannot go on without it. */
+static void die(const char *call)
+{
+    warn(call);
+    exit(EXIT_FAILURE);
+}
+
+static void usage(const char *program)
+{
+    fprintf(stderr,
+            "usage: %s [PORT [ADDRESS]]\n"
+            "  PORT     TCP port, 0 to let the kernel pick one (default %d)\n"
+            "  ADDRESS  IPv4 address to listen on, 0.0.0.0 for all (default %s)\n",
+            program, DEFAULT_PORT, DEFAULT_ADDRESS);
+    exit(EXIT_USAGE);
+}
+
+static bool is_decimal(const char *text)
+{
+    return text[0] != '\0' && text[strspn(text, "0123456789")] == '\0';
+}
+
+/* Reads a decimal number no larger than max; false if text is not one. */
+static bool parse_number(const char *text, unsigned long max, unsigned long *value)
+{
+    if (!is_decimal(text))
+        return false;
+    unsigned long result = 0;
+    for (const char *c = text; *c != '\0'; c++) {
+        unsigned long digit = (unsigned long)(*c - '0');
+        if (digit > max || result > (max - digit) / 10)
+            return false;
+        result = result * 10 + digit;
+    }
+    *value = result;
+    return true;
+}
+
+/* The command line is the same for every step: [PORT [ADDRESS]]. */
+static struct sockaddr_in parse_arguments(int argc, char *argv[])
+{
+    const char *program = argc > 0 ? argv[0] : "server";
+    unsigned long port = DEFAULT_PORT;
+    const char *host = argc > 2 ? argv[2] : DEFAULT_ADDRESS;
+    struct sockaddr_in address = {.sin_family = AF_INET};
+
+    if (argc > 3 || (argc > 1 && !parse_number(argv[1], PORT_MAX, &port)) ||
+        inet_pton(AF_INET, host, &address.sin_addr) != 1)
+        usage(program);
+    address.sin_port = htons((in_port_t)port);
+    return address;
+}
+
+/* Writes an address as people read it: "127.0.0.1:8080". */
+static void format_endpoint(const struct sockaddr_in *address, char text[ENDPOINT_TEXT_MAX])
+{
+    char host[INET_ADDRSTRLEN];
+
+    if (inet_ntop(AF_INET, &address->sin_addr, host, sizeof host) == NULL)
+        die("inet_ntop");
+    snprintf(text, ENDPOINT_TEXT_MAX, "%s:%u", host, (unsigned)ntohs(address->sin_port));
+}
+
+/* stdout is fully buffered when it is not a terminal: a pipe, a file.
+   Flush before we block, so that what we printed can be read now. */
+static void flush_log(void)
+{
+    if (fflush(stdout) == EOF)
+        die("fflush");
+}
+
+/* socket(2): a TCP endpoint over IPv4. SOCK_CLOEXEC closes it in any
+   program we might exec(3), so descriptors never leak into children. */
+static int create_socket(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        die("socket");
+    printf("created socket fd %d in process %ld\n", fd, (long)getpid());
+    return fd;
+}
+
+/* bind(2) gives the socket its address. SO_REUSEADDR (socket(7)) lets us
+   bind a port that a previous run left in TIME_WAIT, so that you can stop
+   and restart the server at once. */
+static void bind_socket(int fd, const struct sockaddr_in *address)
+{
+    char text[ENDPOINT_TEXT_MAX];
+    int on = 1;
+
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on) < 0)
+        die("setsockopt SO_REUSEADDR");
+    if (bind(fd, (const struct sockaddr *)address, sizeof *address) < 0) {
+        format_endpoint(address, text);
+        fprintf(stderr, "bind %s: %s\n", text, strerror(errno));
+        exit(EXIT_FAILURE);
+    }
+}
+
+/* getsockname(2) tells which address we got: with port 0, the kernel
+   picked a free port, and this is the only way to learn it. */
+static struct sockaddr_in bound_address(int fd)
+{
+    struct sockaddr_in address;
+    socklen_t length = sizeof address;
+
+    if (getsockname(fd, (struct sockaddr *)&address, &length) < 0)
+        die("getsockname");
+    return address;
+}
+
+/* listen(2) turns the socket into one that accepts connections: from now
+   on the kernel completes TCP handshakes and queues the connections. */
+static void start_listening(int fd)
+{
+    if (listen(fd, LISTEN_BACKLOG) < 0)
+        die("listen");
+}
+
+/* accept(2) takes the next connection from the queue and gives it a
+   descriptor of its own. accept4 sets close-on-exec at once, as socket(2)
+   did for the listening socket. */
+static int accept_connection(int listener, struct sockaddr_in *peer)
+{
+    for (;;) {
+        socklen_t length = sizeof *peer;
+        int fd = accept4(listener, (struct sockaddr *)peer, &length, SOCK_CLOEXEC);
+        if (fd >= 0)
+            return fd;
+        if (errno == EBADF || errno == EFAULT || errno == EINVAL || errno == ENOTSOCK)
+            die("accept4");
+        /* Any other error belongs to one connection (the client gave up,
+           the network failed, we ran out of memory for a moment): log it
+           and take the next one. EINTR just means a signal came first. */
+        if (errno != EINTR)
+            warn("accept4");
+    }
+}
+
+/* close(2) frees the descriptor even when it reports an error, so it is
+   never retried, not even after EINTR. */
+static void close_connection(int fd)
+{
+    if (close(fd) < 0)
+        warn("close");
+}
+
+/* One client at a time: accept, serve, close, and again. The count is
+   64 bits: at a million connections a second it wraps after 580,000 years. */
+static void serve_forever(int listener)
+{
+    unsigned long long connections = 0;
+
+    for (;;) {
+        flush_log();
+        struct sockaddr_in peer;
+        char peer_text[ENDPOINT_TEXT_MAX];
+        int fd = accept_connection(listener, &peer);
+        format_endpoint(&peer, peer_text);
+        printf("accepted %s on fd %d (connection #%llu)\n", peer_text, fd, ++connections);
+        close_connection(fd);
+    }
+}
+
+int main(int argc, char *argv[])
+{
+    struct sockaddr_in address = parse_arguments(argc, argv);
+    char text[ENDPOINT_TEXT_MAX];
+
+    int listener = create_socket();
+    bind_socket(listener, &address);
+    address = bound_address(listener);
+    format_endpoint(&address, text);
+    printf("bound to %s\n", text);
+    start_listening(listener);
+    printf("listening on http://%s/\n", text);
+    serve_forever(listener);
+}

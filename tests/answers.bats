@@ -1,0 +1,248 @@
+#!/usr/bin/env bats
+# The exercises' answers, book/answers/NAME/server.c, built by `make
+# answers` into build/answers/NAME: each does what its exercise asks, and
+# still passes the tests of its step and of the steps before it.
+#
+#   make test-answers            (or: tests/bats tests/answers.bats)
+#
+# ANSWERS_DIR names the binaries' folder (default build/answers). To see
+# that the exercises' tests fail without the exercise, tests/answers
+# points it at the plain steps, under the answers' names, and skips the
+# steps' own tests with ANSWERS_SKIP_STEP_TESTS=1.
+
+top=$(cd "$BATS_TEST_DIRNAME/.." && pwd)
+ANSWERS_DIR=${ANSWERS_DIR:-$top/build/answers}
+ANSWERS=()
+for answer in "$top"/book/answers/*/server.c; do
+    answer=${answer%/server.c}
+    ANSWERS+=("${answer##*/}")
+done
+# helpers.bash needs a SERVER when it loads; each test picks its own.
+SERVER=${SERVER:-$ANSWERS_DIR/${ANSWERS[0]}}
+load helpers
+
+# Each answer against its step's tests: they take a while (they wait for
+# timeouts), so they all start now, side by side, and the last tests
+# below collect the results. 3>&- keeps bats's own output descriptor out
+# of them, so that bats does not wait for them to close it.
+setup_file() {
+    [ "${ANSWERS_SKIP_STEP_TESTS:-}" != 1 ] || return 0
+    local name
+    for name in "${ANSWERS[@]}"; do
+        (
+            status=0
+            BATS_FLAGS=--tap "$top/tests/check" "${name:0:2}" "$ANSWERS_DIR/$name" \
+                >"$BATS_FILE_TMPDIR/$name.tap" 2>&1 || status=$?
+            echo "$status" >"$BATS_FILE_TMPDIR/$name.status"
+        ) 3>&- </dev/null &
+    done
+}
+
+teardown_file() {
+    wait
+}
+
+# Runs the tests as the answer NAME.
+use_answer() {
+    SERVER=$ANSWERS_DIR/$1
+    SERVER_NAME=build/answers/$1
+    [ -x "$SERVER" ] || fail_because "a program at $SERVER" "there is none" "make answers"
+}
+
+# Fetches with curl: the head goes to $BATS_TEST_TMPDIR/head, the body to
+# $BATS_TEST_TMPDIR/body; prints the status code.
+fetch() {
+    curl -s -m "$WAIT_SECONDS" -D "$BATS_TEST_TMPDIR/head" -o "$BATS_TEST_TMPDIR/body" \
+        -w '%{http_code}' -H 'Expect:' "$@" || true
+}
+
+# The value of a header field in the last head fetched.
+field() {
+    sed -n "s/^$1: \\(.*\\)\\r\$/\\1/Ip" "$BATS_TEST_TMPDIR/head" | head -n 1
+}
+
+# bats test_tags=exercise
+@test "01-socket-ipv6: creates an IPv6 socket too, and prints both descriptors" {
+    use_answer 01-socket-ipv6
+    TRACE_CALLS=socket
+    start_traced_server socket
+    local ipv4 ipv6
+    ipv4=$(sed -n 's/^created socket fd \([0-9][0-9]*\) .*/\1/p' "$LOG" | head -n 1)
+    ipv6=$(wait_for_log '^created IPv6 socket fd [0-9]+ in process [0-9]+$' |
+        sed 's/.* fd \([0-9]*\) .*/\1/') || true
+    [ -n "$ipv6" ] && [ "$ipv6" != "$ipv4" ] ||
+        fail_because "a second line 'created IPv6 socket fd N in process PID', N not $ipv4" \
+            "$(grep -c created "$LOG") 'created' line(s)" "$SERVER_NAME" \
+            "book/01-socket.md, 'Exercises'"
+    grep -Eq "socket\(AF_INET6, SOCK_STREAM\|SOCK_CLOEXEC, [A-Z_]+\) = $ipv6\$" "$TRACE" ||
+        fail_because "socket(AF_INET6, SOCK_STREAM|SOCK_CLOEXEC, 0) = $ipv6 in the trace" \
+            "$(grep socket "$TRACE")" "strace -e trace=socket $SERVER_NAME"
+    [[ $(readlink "/proc/$SERVER_PID/fd/$ipv6") == socket:* ]] ||
+        fail_because "/proc/$SERVER_PID/fd/$ipv6 to be a socket" \
+            "$(readlink "/proc/$SERVER_PID/fd/$ipv6" || echo 'no such descriptor')" \
+            "$SERVER_NAME & ls -l /proc/\$!/fd"
+}
+
+# bats test_tags=exercise
+@test "03-listen-ipv6: listens on [::1] too, on the port the IPv4 socket got" {
+    use_answer 03-listen-ipv6
+    start_server listening 0
+    local line
+    line=$(wait_for_log '^listening on http://\[::1\]:[0-9]+/$') || true
+    [ "$line" = "listening on http://[::1]:$PORT/" ] ||
+        fail_because "a line 'listening on http://[::1]:$PORT/', the IPv4 socket's port" \
+            "${line:-no such line}" "$SERVER_NAME 0" "book/03-listen.md, 'Exercises'"
+    ss -ltnH "sport = :$PORT" | grep -q "\[::1\]:$PORT" ||
+        fail_because "'ss -ltn' to list [::1]:$PORT in state LISTEN" "$(ss -ltnH "sport = :$PORT")" \
+            "$SERVER_NAME 8080 & ss -ltn"
+    nc -z -w "$WAIT_SECONDS" ::1 "$PORT" ||
+        fail_because "a connection to [::1]:$PORT to succeed" "it failed" \
+            "$SERVER_NAME 8080 & nc -v -z ::1 8080"
+}
+
+# bats test_tags=exercise
+@test "03-listen-ipv6: the IPv6 socket is IPv6 only (IPV6_V6ONLY, strace)" {
+    use_answer 03-listen-ipv6
+    TRACE_CALLS=setsockopt
+    start_traced_server listening 0
+    grep -Eq 'setsockopt\([0-9]+, SOL_IPV6, IPV6_V6ONLY, \[1\], 4\) = 0' "$TRACE" ||
+        fail_because "setsockopt(fd, SOL_IPV6, IPV6_V6ONLY, [1], 4) = 0 in the trace" \
+            "$(grep setsockopt "$TRACE")" "strace -e trace=setsockopt $SERVER_NAME 0" \
+            "ipv6(7), IPV6_V6ONLY"
+}
+
+# bats test_tags=exercise
+@test "04-count-connections: numbers the connections from 1" {
+    use_answer 04-count-connections
+    start_server listening 0
+    local count=$((3 + RANDOM % 5)) i fd line
+    for ((i = 1; i <= count; i++)); do
+        exec {fd}<>"/dev/tcp/127.0.0.1/$PORT"
+        exec {fd}>&-
+    done
+    wait_for_count '^accepted ' "$count" >/dev/null || true
+    for ((i = 1; i <= count; i++)); do
+        line=$(grep '^accepted ' "$LOG" | sed -n "${i}p")
+        [[ $line =~ ^accepted\ 127\.0\.0\.1:[0-9]+\ on\ fd\ [0-9]+\ \(connection\ \#$i\)$ ]] ||
+            fail_because "line $i of $count: 'accepted 127.0.0.1:PORT on fd N (connection #$i)'" \
+                "'${line:-no such line}'" \
+                "$SERVER_NAME 8080 & for i in 1 2 3; do nc -z 127.0.0.1 8080; done" \
+                "book/04-accept.md, 'Exercises'"
+    done
+}
+
+# bats test_tags=exercise
+@test "05-split-query: prints the path and the query of the target" {
+    use_answer 05-split-query
+    start_server listening 0
+    local path query
+    path=/$(random_word)/$(random_word)
+    query="q=$(random_word)&n=$RANDOM"
+    raw_request "GET $path?$query HTTP/1.1\r\nHost: x\r\n\r\n" >/dev/null
+    wait_for_log '^body: ' >/dev/null || true
+    grep -qxF "path: $path" "$LOG" && grep -qxF "query: $query" "$LOG" ||
+        fail_because "lines 'path: $path' and 'query: $query'" \
+            "$(grep -E '^(request|path|query):' "$LOG" || echo 'neither')" \
+            "$(raw_command "GET $path?$query HTTP/1.1\r\nHost: x\r\n\r\n")" \
+            "book/05-parse.md, 'Exercises'"
+}
+
+# bats test_tags=exercise
+@test "05-split-query: no '?' is no query; the query runs from the first '?'" {
+    use_answer 05-split-query
+    start_server listening 0
+    local path
+    path=/$(random_word)
+    raw_request "GET $path HTTP/1.1\r\nHost: x\r\n\r\n" >/dev/null
+    wait_for_log '^body: ' >/dev/null || true
+    grep -qxF "path: $path" "$LOG" && ! grep -q '^query:' "$LOG" ||
+        fail_because "'path: $path' and no query line for the target '$path'" \
+            "$(grep -E '^(path|query):' "$LOG" || echo 'neither')" \
+            "$(raw_command "GET $path HTTP/1.1\r\nHost: x\r\n\r\n")"
+    raw_request "GET $path?a?b HTTP/1.1\r\nHost: x\r\n\r\n" >/dev/null
+    wait_for_count '^body: ' 2 >/dev/null || true
+    grep -qxF 'query: a?b' "$LOG" ||
+        fail_because "'query: a?b' for the target '$path?a?b'" \
+            "$(grep -E '^(path|query):' "$LOG" | tail -n 2)" \
+            "$(raw_command "GET $path?a?b HTTP/1.1\r\nHost: x\r\n\r\n")"
+}
+
+# bats test_tags=exercise
+@test "06-second-path: GET /about is a second page; HEAD, and other paths still 404" {
+    use_answer 06-second-path
+    start_server listening 0
+    local status size
+    status=$(fetch "http://127.0.0.1:$PORT/about")
+    size=$(wc -c <"$BATS_TEST_TMPDIR/body")
+    [ "$status" = 200 ] && grep -qi about "$BATS_TEST_TMPDIR/body" &&
+        [ "$(field Content-Type)" = 'text/html; charset=utf-8' ] && [ "$(field Content-Length)" = "$size" ] ||
+        fail_because "200, text/html, a true Content-Length and a page that says 'about'" \
+            "status $status: $(tr -d '\r' <"$BATS_TEST_TMPDIR/head" | tr '\n' '|') $(head -c 80 "$BATS_TEST_TMPDIR/body")" \
+            "$SERVER_NAME 8080 & curl -i http://127.0.0.1:8080/about" "book/06-respond.md, 'Exercises'"
+    local head=$BATS_TEST_TMPDIR/head-only
+    raw_request 'HEAD /about HTTP/1.1\r\nHost: x\r\n\r\n' >"$head"
+    grep -q '^HTTP/1.1 200 ' "$head" && grep -q "^Content-Length: $size"$'\r$' "$head" &&
+        [ "$(tail -c 4 "$head" | od -An -c | tr -d ' ')" = '\r\n\r\n' ] ||
+        fail_because "HEAD /about: 200, Content-Length: $size, the empty line, and no body" \
+            "$(head -c 300 "$head")" "curl -I http://127.0.0.1:8080/about"
+    local path
+    for path in /about/ "/about$(random_word)" "/$(random_word)"; do
+        status=$(fetch "http://127.0.0.1:$PORT$path")
+        [ "$status" = 404 ] ||
+            fail_because "404 for $path" "$status" "curl -i http://127.0.0.1:8080$path"
+    done
+}
+
+# bats test_tags=exercise
+@test "06-echo-body: POST /echo answers with the body, byte for byte, as text/plain" {
+    use_answer 06-echo-body
+    start_server listening 0
+    local size status
+    for size in 0 $((1 + RANDOM * 2 % 65536)) 65536; do # 65536 is BODY_MAX
+        { printf 'a\0b'; head -c "$size" /dev/urandom; } | head -c "$size" >"$BATS_TEST_TMPDIR/upload"
+        status=$(fetch --data-binary @"$BATS_TEST_TMPDIR/upload" "http://127.0.0.1:$PORT/echo")
+        [ "$status" = 200 ] && cmp -s "$BATS_TEST_TMPDIR/upload" "$BATS_TEST_TMPDIR/body" &&
+            [[ $(field Content-Type) == text/plain* ]] && [ "$(field Content-Length)" = "$size" ] ||
+            fail_because "200, text/plain, Content-Length: $size and the $size bytes sent" \
+                "status $status, $(wc -c <"$BATS_TEST_TMPDIR/body") bytes: $(tr -d '\r' <"$BATS_TEST_TMPDIR/head" | tr '\n' '|')" \
+                "head -c $size /dev/urandom | curl -i -H 'Expect:' --data-binary @- http://127.0.0.1:8080/echo" \
+                "book/06-respond.md, 'Exercises'"
+    done
+}
+
+# Waits for the answer's run of its step's tests, started by setup_file.
+step_tests_pass() {
+    [ "${ANSWERS_SKIP_STEP_TESTS:-}" != 1 ] || skip "ANSWERS_SKIP_STEP_TESTS=1"
+    local name=$1 deadline=$((SECONDS + 600)) status
+    while [ ! -s "$BATS_FILE_TMPDIR/$name.status" ] && ((SECONDS < deadline)); do sleep 0.1; done
+    status=$(cat "$BATS_FILE_TMPDIR/$name.status" 2>/dev/null) || status='none: it did not finish'
+    if [ "$status" != 0 ]; then
+        grep -v '^ok ' "$BATS_FILE_TMPDIR/$name.tap" >&2
+        fail_because "build/answers/$name to pass the tests of steps 01 to ${name:0:2}" \
+            "exit status $status; what failed is above" "tests/check ${name:0:2} build/answers/$name"
+    fi
+}
+
+@test "01-socket-ipv6 passes the tests of step 01" {
+    step_tests_pass 01-socket-ipv6
+}
+
+@test "03-listen-ipv6 passes the tests of steps 01 to 03" {
+    step_tests_pass 03-listen-ipv6
+}
+
+@test "04-count-connections passes the tests of steps 01 to 04" {
+    step_tests_pass 04-count-connections
+}
+
+@test "05-split-query passes the tests of steps 01 to 05" {
+    step_tests_pass 05-split-query
+}
+
+@test "06-second-path passes the tests of steps 01 to 06" {
+    step_tests_pass 06-second-path
+}
+
+@test "06-echo-body passes the tests of steps 01 to 06" {
+    step_tests_pass 06-echo-body
+}
