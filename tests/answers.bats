@@ -1,7 +1,8 @@
 #!/usr/bin/env bats
 # The exercises' answers, book/answers/NAME/server.c, built by `make
-# answers` into build/answers/NAME: each does what its exercise asks, and
-# still passes the tests of its step and of the steps before it.
+# answers` into build/answers/NAME: each does what its exercise asks, still
+# passes the tests of its step and of the steps before it, and differs from
+# its step by the exercise only (book/answers/NAME/exercise.diff).
 #
 #   make test-answers            (or: tests/bats tests/answers.bats)
 #
@@ -207,6 +208,18 @@ field() {
                 "status $status, $(wc -c <"$BATS_TEST_TMPDIR/body") bytes: $(tr -d '\r' <"$BATS_TEST_TMPDIR/head" | tr '\n' '|')" \
                 "head -c $size /dev/urandom | curl -i -H 'Expect:' --data-binary @- http://127.0.0.1:8080/echo" \
                 "book/06-respond.md, 'Exercises'"
+    done
+}
+
+@test "each answer is its step plus the exercise: exercise.diff is up to date" {
+    local name step
+    for name in "${ANSWERS[@]}"; do
+        step=$(echo "$top"/steps/"${name:0:2}"-*/server.c)
+        step=${step#"$top"/}
+        (cd "$top" && diff -u --label "$step" --label "book/answers/$name/server.c" \
+            "$step" "book/answers/$name/server.c" | cmp -s - "book/answers/$name/exercise.diff") ||
+            fail_because "diff -u $step book/answers/$name/server.c to be book/answers/$name/exercise.diff" \
+                "it is not: the step or the answer changed" "tests/answers --refresh; git diff book/answers"
     done
 }
 
