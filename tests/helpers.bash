@@ -61,6 +61,19 @@ ready_pattern() {
     esac
 }
 
+# Runs a command the way a terminal would: with only stdin, stdout and
+# stderr open (bats keeps descriptors of its own open, which the server
+# would inherit, so that its socket would not be fd 3), and with SIGINT at
+# its default action (a shell ignores it in background jobs).
+exec_like_a_terminal() {
+    local fd
+    for fd in "/proc/$BASHPID/fd"/*; do
+        fd=${fd##*/}
+        if ((fd > 2)); then eval "exec $fd>&-" 2>/dev/null || true; fi
+    done
+    exec env --default-signal=INT "$@"
+}
+
 # Starts the server in the background and waits until it is ready.
 #   start_server STAGE [ARGUMENTS...]   (STAGE: socket, bound or listening;
 #   ARGUMENTS default to port 0, so that the kernel picks a free port.)
@@ -70,20 +83,22 @@ start_server() {
     shift
     [ $# -gt 0 ] || set -- 0
     LOG=$BATS_TEST_TMPDIR/server.log
-    "$SERVER" "$@" >"$LOG" 2>&1 &
+    exec_like_a_terminal "$SERVER" "$@" </dev/null >"$LOG" 2>&1 &
     SERVER_PID=$!
     await_stage "$stage" "$@"
 }
 
 # Like start_server, but under strace(1), which writes the system calls
-# named in TRACE_CALLS (a strace -e trace= list) to TRACE.
+# named in CALLS (a strace -e trace= list) to the file $TRACE.
+#   start_traced_server CALLS STAGE [ARGUMENTS...]
 start_traced_server() {
-    local stage=$1
-    shift
+    local calls=$1 stage=$2
+    shift 2
     [ $# -gt 0 ] || set -- 0
     LOG=$BATS_TEST_TMPDIR/server.log
     TRACE=$BATS_TEST_TMPDIR/strace.txt
-    strace -f -qq -o "$TRACE" -e trace="$TRACE_CALLS" "$SERVER" "$@" >"$LOG" 2>&1 &
+    exec_like_a_terminal strace -f -qq -o "$TRACE" -e trace="$calls" "$SERVER" "$@" \
+        </dev/null >"$LOG" 2>&1 &
     TRACER_PID=$!
     SERVER_PID=
     local line
@@ -123,21 +138,23 @@ stop_server() {
     if [ -n "${TRACER_PID:-}" ]; then
         wait "$TRACER_PID" 2>/dev/null || true
     fi
-    SERVER_PID= TRACER_PID=
+    SERVER_PID='' TRACER_PID=
 }
 
 teardown() {
     stop_server
 }
 
-# Sends bytes (a printf format) over a new connection and prints what
-# comes back until the server closes, for WAIT_SECONDS at most.
+# Sends bytes (a printf format) over a new connection, in one write(2),
+# and prints what comes back until the server closes, for WAIT_SECONDS at
+# most. (The printf builtin would write line by line; cat writes at once.)
 #   raw_request FORMAT [SECONDS]
 raw_request() {
-    local fd
-    exec {fd}<>"/dev/tcp/127.0.0.1/$PORT"
+    local fd request=$BATS_TEST_TMPDIR/request
     # shellcheck disable=SC2059 # the format is the point
-    printf -- "$1" >&"$fd" 2>/dev/null || true
+    printf -- "$1" >"$request"
+    exec {fd}<>"/dev/tcp/127.0.0.1/$PORT"
+    { cat "$request" >&"$fd"; } 2>/dev/null || true
     timeout "${2:-$WAIT_SECONDS}" cat <&"$fd" 2>/dev/null || true
     exec {fd}>&-
 }
@@ -154,5 +171,46 @@ count_descriptors() {
 
 # A short random word, so that a hard-coded answer cannot pass.
 random_word() {
-    printf '%s%04d' "$(tr -dc 'a-z' </dev/urandom | head -c 6)" "$((RANDOM % 10000))"
+    printf '%s%04d' "$(tr -dc '[:lower:]' </dev/urandom | head -c 6)" "$((RANDOM % 10000))"
+}
+
+# Polls until the server's output has at least N lines that match the
+# extended regular expression, for at most WAIT_SECONDS. Prints the Nth.
+wait_for_count() {
+    local pattern=$1 count=$2 deadline=$((SECONDS + WAIT_SECONDS + 1))
+    while [ "$(grep -E -c -- "$pattern" "$LOG")" -lt "$count" ] && ((SECONDS < deadline)); do
+        sleep 0.02
+    done
+    grep -E -- "$pattern" "$LOG" | sed -n "${count}p" | grep .
+}
+
+# shellcheck disable=SC2034 # used by the .bats files
+MALFORMED_REQUEST_COUNT=17
+
+# The malformed requests and what the server must make of them: a status
+# code, and the request as a printf format. Step 05 logs the status;
+# step 06 answers with it. One per line: STATUS FORMAT.
+malformed_requests() {
+    local long_target long_field
+    long_target=/$(head -c 3000 /dev/zero | tr '\0' a)
+    long_field="X-Long: $(head -c 5000 /dev/zero | tr '\0' b)"
+    cat <<REQUESTS
+400 GET /\r\n\r\n
+400 GET / HTTP/1.1 extra\r\nHost: x\r\n\r\n
+400 GET / HTTP/1.1\nHost: x\n\n
+400 GET / HTTP/1.1\r\n\r\n
+400 GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n
+400 GET / HTTP/1.1\r\nHost : x\r\n\r\n
+400 GET / HTTP/1.1\r\nHost: x\r\n folded\r\n\r\n
+400 GET / HTTP/1.1\r\nHost: x\r\nX: a\001b\r\n\r\n
+400 GET nowhere HTTP/1.1\r\nHost: x\r\n\r\n
+400 GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 5x\r\n\r\n
+400 POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd
+400 POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n
+501 POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n
+505 GET / HTTP/2.0\r\nHost: x\r\n\r\n
+413 POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999\r\n\r\n
+414 GET $long_target HTTP/1.1\r\nHost: x\r\n\r\n
+431 GET / HTTP/1.1\r\nHost: x\r\n$long_field\r\n\r\n
+REQUESTS
 }

@@ -703,8 +703,10 @@ static bool has_unread_bytes(int fd)
    section 9.6). So when the client may still be sending, shutdown(2) our
    side first, which sends FIN after the response, then read and drop
    what the client sends until it closes too, for LINGER_SECONDS at most.
-   When we read the whole request and nothing more came, close at once:
-   waiting for the client's FIN would cost a round trip every time. */
+   When we read the whole request and nothing more has come, we close at
+   once, as nginx does: waiting for every client's FIN costs a round trip
+   per request. Only a client that sends more after a whole request,
+   without waiting for the answer, can still meet a reset. */
 static void close_after_response(int fd, bool read_whole_request)
 {
     char discard[512];

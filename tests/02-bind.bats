@@ -1,0 +1,83 @@
+#!/usr/bin/env bats
+# Step 02: the server binds its socket to an address with bind(2), after
+# setting SO_REUSEADDR, and prints the address it got.
+
+load helpers
+
+# Finds a port that is free now: the kernel picks one for the server, which
+# is then stopped. (Nothing else on this machine is likely to take it in
+# the next few milliseconds.)
+free_port() {
+    start_server bound 0 >&2
+    local port=$PORT
+    stop_server
+    echo "$port"
+}
+
+# bats test_tags=ladder
+@test "prints the address it bound, with the port the kernel picked for port 0" {
+    start_server bound 0
+    [ -n "$PORT" ] && [ "$PORT" -gt 0 ] ||
+        fail_because "a line like 'bound to 127.0.0.1:40123' with a port that is not 0" \
+            "$(grep bound "$LOG" || echo 'no such line')" "$SERVER_NAME 0" \
+            "book/02-bind.md: getsockname(2) tells the port the kernel picked"
+    grep -q "bound to 127.0.0.1:$PORT" "$LOG" ||
+        fail_because "'bound to 127.0.0.1:$PORT'" "$(cat "$LOG")" "$SERVER_NAME 0"
+}
+
+@test "binds the port and the address given on the command line" {
+    local port
+    port=$(free_port)
+    start_server bound "$port" 127.0.0.2
+    grep -q "bound to 127.0.0.2:$port" "$LOG" ||
+        fail_because "'bound to 127.0.0.2:$port'" "$(grep bound "$LOG" || echo 'no such line')" \
+            "$SERVER_NAME $port 127.0.0.2" "book/02-bind.md"
+}
+
+@test "sets SO_REUSEADDR before bind(2) (strace)" {
+    start_traced_server setsockopt,bind bound 0
+    local calls
+    calls=$(grep -E 'setsockopt\(.*SO_REUSEADDR, \[1\]|bind\(' "$TRACE" | sed 's/^[0-9]* *//')
+    [[ $(head -n 1 <<<"$calls") == setsockopt* ]] && grep -q 'sin_addr=inet_addr("127.0.0.1")' <<<"$calls" ||
+        fail_because "setsockopt(..., SOL_SOCKET, SO_REUSEADDR, [1], 4) then bind(... 127.0.0.1 ...)" \
+            "${calls:-neither call}" "strace -e trace=setsockopt,bind $SERVER_NAME 0" \
+            "book/02-bind.md, 'Why SO_REUSEADDR'"
+}
+
+@test "a port in use: one line naming the address and the error, exit status 1" {
+    # nc listens on a port of the kernel's choosing; ss tells which.
+    nc -l 127.0.0.1 0 < <(sleep "$WAIT_SECONDS") >/dev/null 2>&1 &
+    local nc_pid=$! port='' deadline=$((SECONDS + WAIT_SECONDS))
+    while [ -z "$port" ] && ((SECONDS < deadline)); do
+        port=$(ss -ltnpH | sed -n "s/.*127\.0\.0\.1:\([0-9]*\) .*pid=$nc_pid,.*/\1/p")
+        [ -n "$port" ] || sleep 0.02
+    done
+    local status=0
+    "$SERVER" "$port" >"$BATS_TEST_TMPDIR/out" 2>"$BATS_TEST_TMPDIR/err" </dev/null || status=$?
+    kill "$nc_pid" 2>/dev/null || true
+    wait "$nc_pid" 2>/dev/null || true
+    local err
+    err=$(cat "$BATS_TEST_TMPDIR/err")
+    [ "$status" -eq 1 ] && [[ $err == *"127.0.0.1:$port"* ]] && [[ $err == *"Address already in use"* ]] &&
+        [ "$(wc -l <<<"$err")" -eq 1 ] ||
+        fail_because "exit status 1 and one line on stderr such as 'bind 127.0.0.1:$port: Address already in use'" \
+            "status $status, stderr: ${err:-nothing}" \
+            "nc -l 127.0.0.1 $port & $SERVER_NAME $port" "book/02-bind.md, 'What can go wrong'"
+}
+
+@test "a privileged port without privileges: Permission denied, exit status 1" {
+    local as_user=()
+    if [ "$(id -u)" -eq 0 ]; then
+        command -v setpriv >/dev/null || skip "setpriv is not installed"
+        as_user=(setpriv --reuid=nobody --regid=nogroup --clear-groups)
+        "${as_user[@]}" test -x "$SERVER" || skip "user nobody cannot run $SERVER here"
+    fi
+    local status=0
+    "${as_user[@]}" "$SERVER" 80 >/dev/null 2>"$BATS_TEST_TMPDIR/err" </dev/null || status=$?
+    local err
+    err=$(cat "$BATS_TEST_TMPDIR/err")
+    [ "$status" -eq 1 ] && [[ $err == *"127.0.0.1:80"*"Permission denied"* ]] ||
+        fail_because "exit status 1 and 'bind 127.0.0.1:80: Permission denied' on stderr" \
+            "status $status, stderr: ${err:-nothing}" "$SERVER_NAME 80   # as a user, not root" \
+            "book/02-bind.md, 'What can go wrong'"
+}

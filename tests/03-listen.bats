@@ -1,0 +1,42 @@
+#!/usr/bin/env bats
+# Step 03: the server calls listen(2). The kernel now completes TCP
+# handshakes on the port and queues the connections.
+
+load helpers
+
+# bats test_tags=ladder
+@test "prints 'listening on http://127.0.0.1:PORT/' with the real port" {
+    start_server listening 0
+    grep -Eq "^listening on http://127\.0\.0\.1:$PORT/\$" "$LOG" && [ "$PORT" -gt 0 ] ||
+        fail_because "a line 'listening on http://127.0.0.1:PORT/' with the port it bound" \
+            "$(grep -i listen "$LOG" || echo 'no such line')" "$SERVER_NAME 0" \
+            "book/03-listen.md, 'Build and run it'"
+}
+
+# bats test_tags=ladder
+@test "ss shows the socket in the LISTEN state on its port" {
+    start_server listening 0
+    local state
+    state=$(ss -ltnH "sport = :$PORT")
+    [[ $state == LISTEN*"127.0.0.1:$PORT"* ]] ||
+        fail_because "'ss -ltn' to list 127.0.0.1:$PORT in state LISTEN" "${state:-nothing listed}" \
+            "$SERVER_NAME 0 & ss -ltn" "book/03-listen.md, 'Look inside'"
+}
+
+@test "a client can connect: the kernel completes the handshake" {
+    start_server listening 0
+    local fd
+    if ! exec {fd}<>"/dev/tcp/127.0.0.1/$PORT"; then
+        fail_because "a TCP connection to 127.0.0.1:$PORT to succeed" "it was refused" \
+            "$SERVER_NAME 8080 & nc -v -z 127.0.0.1 8080" "book/03-listen.md"
+    fi
+    exec {fd}>&-
+}
+
+@test "calls listen(2) with a backlog (strace)" {
+    start_traced_server listen listening 0
+    grep -Eq '^[0-9]+ +listen\([0-9]+, [1-9][0-9]*\) += 0' "$TRACE" ||
+        fail_because "listen(3, 128) = 0 in the trace, or another backlog above 0" \
+            "$(grep listen "$TRACE" || echo 'no listen call')" \
+            "strace -e trace=listen $SERVER_NAME 0" "book/03-listen.md, 'The system call'"
+}

@@ -1,0 +1,78 @@
+#!/usr/bin/env bats
+# Step 04: the server accepts connections with accept(2), one at a time,
+# prints who connected and on which descriptor, and closes it.
+
+load helpers
+
+# Connects with curl; prints the client's own port. curl's exit status is
+# in CURL_STATUS: from step 04 on, the server hangs up (52, "Empty reply
+# from server", or 56) or answers (0); 28 means nobody ever answered.
+connect_with_curl() {
+    CURL_STATUS=0
+    curl -s -o /dev/null -m "$WAIT_SECONDS" -w '%{local_port}' "http://127.0.0.1:$PORT/" ||
+        CURL_STATUS=$?
+}
+
+# bats test_tags=ladder
+@test "prints 'accepted ADDRESS:PORT on fd N' with the client's address and port" {
+    start_server listening 0
+    local client_port
+    client_port=$(connect_with_curl)
+    wait_for_log "accepted 127\.0\.0\.1:$client_port on fd [0-9]+" >/dev/null ||
+        fail_because "a line 'accepted 127.0.0.1:$client_port on fd N' (curl's port was $client_port)" \
+            "$(grep accepted "$LOG" || echo 'no accepted line')" \
+            "$SERVER_NAME 8080 & curl -v http://127.0.0.1:8080/" "book/04-accept.md, 'Build and run it'"
+}
+
+# bats test_tags=ladder
+@test "hangs up on the client instead of leaving it waiting" {
+    start_server listening 0
+    connect_with_curl >/dev/null
+    [ "$CURL_STATUS" -ne 28 ] ||
+        fail_because "the connection to end (curl: 'Empty reply from server')" \
+            "curl waited $WAIT_SECONDS s and gave up: the connection was never accepted or never closed" \
+            "$SERVER_NAME 8080 & curl -v http://127.0.0.1:8080/" "book/04-accept.md, 'Close what you accept'"
+}
+
+@test "closes every connection it accepts: no descriptor leaks" {
+    start_server listening 0
+    local before after
+    before=$(count_descriptors)
+    for _ in $(seq 20); do connect_with_curl >/dev/null; done
+    local deadline=$((SECONDS + WAIT_SECONDS))
+    while [ "$(grep -c '^accepted ' "$LOG")" -lt 20 ] && ((SECONDS < deadline)); do sleep 0.02; done
+    after=$(count_descriptors)
+    [ "$after" -eq "$before" ] ||
+        fail_because "the same number of open descriptors after 20 connections ($before)" \
+            "$after open: $(find "/proc/$SERVER_PID/fd" -mindepth 1 -printf '%f ')" \
+            "$SERVER_NAME 8080 & for i in 1 2 3; do curl http://127.0.0.1:8080/; done; ls -l /proc/\$!/fd" \
+            "book/04-accept.md: close(2) every descriptor accept(2) gives you"
+}
+
+@test "accepted descriptors are close-on-exec and closed (strace)" {
+    start_traced_server accept,accept4,fcntl,close listening 0
+    connect_with_curl >/dev/null
+    wait_for_log '^accepted ' >/dev/null
+    local deadline=$((SECONDS + WAIT_SECONDS)) fd=
+    while [ -z "$fd" ] && ((SECONDS < deadline)); do
+        fd=$(sed -n 's/.*accept4\?(.*) *= \([0-9][0-9]*\)$/\1/p' "$TRACE" | head -n 1)
+        [ -n "$fd" ] && grep -Eq "close\($fd\)" "$TRACE" || { fd=; sleep 0.02; }
+    done
+    grep -Eq 'accept4\(.*SOCK_CLOEXEC\) += [0-9]+|fcntl\([0-9]+, F_SETFD, FD_CLOEXEC\)' "$TRACE" && [ -n "$fd" ] ||
+        fail_because "accept4(3, ..., SOCK_CLOEXEC) = 4, then close(4)" \
+            "$(grep -E 'accept|close|fcntl' "$TRACE" | head -n 5)" \
+            "strace -e trace=accept4,close $SERVER_NAME 8080 & curl http://127.0.0.1:8080/" \
+            "book/04-accept.md, 'The system call'"
+}
+
+@test "a client that connects and leaves at once does not stop the server" {
+    start_server listening 0
+    local fd
+    exec {fd}<>"/dev/tcp/127.0.0.1/$PORT"
+    exec {fd}>&-
+    local client_port
+    client_port=$(connect_with_curl)
+    wait_for_log "accepted 127\.0\.0\.1:$client_port on fd" >/dev/null ||
+        fail_because "the next client to be accepted" "$(server_state)" \
+            "$SERVER_NAME 8080 & nc -z 127.0.0.1 8080; curl -v http://127.0.0.1:8080/"
+}
