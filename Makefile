@@ -23,7 +23,7 @@ FLAGS_STAMP := build/compiler-flags
 $(shell mkdir -p build && echo '$(CC) $(BUILD_CFLAGS) $(LDFLAGS)' | cmp -s - $(FLAGS_STAMP) || \
 	echo '$(CC) $(BUILD_CFLAGS) $(LDFLAGS)' > $(FLAGS_STAMP))
 
-.PHONY: all help run test check clean $(addprefix step-,$(STEPS))
+.PHONY: all help run test check bench clean $(addprefix step-,$(STEPS))
 
 all: $(STEP_BINARIES) ## build the six servers: ./step01 ... ./step06
 
@@ -36,7 +36,7 @@ $(foreach n,$(STEPS),$(eval $(call STEP_RULES,$(n))))
 
 help: ## list the targets
 	@echo 'make step-04     build one step, then run it: ./step04 [PORT [ADDRESS]]'
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | awk -F'\t' '{ printf "make %-11s %s\n", $$1, $$2 }'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | awk -F'\t' '{ printf "make %-13s %s\n", $$1, $$2 }'
 	@echo 'Variables: CC, CFLAGS, SANITIZE=1, PORT (make run), STEP and SERVER (make check).'
 
 run: step06 ## build step 06 and start it on PORT (default 8080)
@@ -48,6 +48,9 @@ test: all ## run every step against its tests and the earlier steps' tests
 check: ## check a server of yours: make check STEP=04 SERVER=path/to/server
 	@test -n "$(STEP)" || { echo 'usage: make check STEP=04 [SERVER=path/to/server]' >&2; exit 2; }
 	@tests/check $(STEP) $(or $(SERVER),./step$(shell printf '%02d' $(STEP) 2>/dev/null))
+
+bench: step06 ## measure step 06 against nginx with one worker (wrk)
+	@tests/bench
 
 clean: ## remove what make built
 	rm -rf $(STEP_BINARIES) build workshop
