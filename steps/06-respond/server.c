@@ -266,8 +266,8 @@ static ssize_t receive(int fd, char *buffer, size_t size, long long deadline)
         errno = EAGAIN;
         return -1;
     }
-    /* A zero timeout would mean "wait forever": wait at least 1 µs. */
-    struct timeval timeout = {.tv_sec = left / 1000000, .tv_usec = left % 1000000 + (left < 1)};
+    /* At least 1 µs is left, so the timeout is never 0, "wait forever". */
+    struct timeval timeout = {.tv_sec = left / 1000000, .tv_usec = left % 1000000};
     if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout) < 0)
         return -1;
 
@@ -607,12 +607,13 @@ static bool is_known_method(const char *method)
 /* Decides what to answer to a well-formed request. */
 static struct response route(const struct request *request)
 {
-    bool is_get = strcmp(request->method, "GET") == 0 || strcmp(request->method, "HEAD") == 0;
+    bool is_get_or_head =
+        strcmp(request->method, "GET") == 0 || strcmp(request->method, "HEAD") == 0;
     bool is_post = strcmp(request->method, "POST") == 0;
 
-    if (!is_get && !is_post && is_known_method(request->method))
+    if (!is_get_or_head && !is_post && is_known_method(request->method))
         return error_response(405, "method not allowed");
-    if (!is_get && !is_post)
+    if (!is_get_or_head && !is_post)
         return error_response(501, "unknown method");
     if (strcmp(request->target, "/") != 0)
         return error_response(404, "no such page");
