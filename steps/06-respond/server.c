@@ -611,10 +611,9 @@ static struct response route(const struct request *request)
         strcmp(request->method, "GET") == 0 || strcmp(request->method, "HEAD") == 0;
     bool is_post = strcmp(request->method, "POST") == 0;
 
-    if (!is_get_or_head && !is_post && is_known_method(request->method))
-        return error_response(405, "method not allowed");
     if (!is_get_or_head && !is_post)
-        return error_response(501, "unknown method");
+        return is_known_method(request->method) ? error_response(405, "method not allowed")
+                                                : error_response(501, "unknown method");
     if (strcmp(request->target, "/") != 0)
         return error_response(404, "no such page");
     if (is_post && request->content_length == NULL)
