@@ -65,8 +65,7 @@ field() {
 # bats test_tags=exercise
 @test "01-socket-ipv6: creates an IPv6 socket too, and prints both descriptors" {
     use_answer 01-socket-ipv6
-    TRACE_CALLS=socket
-    start_traced_server socket
+    start_traced_server socket socket
     local ipv4 ipv6
     ipv4=$(sed -n 's/^created socket fd \([0-9][0-9]*\) .*/\1/p' "$LOG" | head -n 1)
     ipv6=$(wait_for_log '^created IPv6 socket fd [0-9]+ in process [0-9]+$' |
@@ -104,8 +103,7 @@ field() {
 # bats test_tags=exercise
 @test "03-listen-ipv6: the IPv6 socket is IPv6 only (IPV6_V6ONLY, strace)" {
     use_answer 03-listen-ipv6
-    TRACE_CALLS=setsockopt
-    start_traced_server listening 0
+    start_traced_server setsockopt listening 0
     grep -Eq 'setsockopt\([0-9]+, SOL_IPV6, IPV6_V6ONLY, \[1\], 4\) = 0' "$TRACE" ||
         fail_because "setsockopt(fd, SOL_IPV6, IPV6_V6ONLY, [1], 4) = 0 in the trace" \
             "$(grep setsockopt "$TRACE")" "strace -e trace=setsockopt $SERVER_NAME 0" \

@@ -264,8 +264,8 @@ static ssize_t receive(int fd, char *buffer, size_t size, long long deadline)
         errno = EAGAIN;
         return -1;
     }
-    /* A zero timeout would mean "wait forever": wait at least 1 µs. */
-    struct timeval timeout = {.tv_sec = left / 1000000, .tv_usec = left % 1000000 + (left < 1)};
+    /* At least 1 µs is left, so the timeout is never 0, "wait forever". */
+    struct timeval timeout = {.tv_sec = left / 1000000, .tv_usec = left % 1000000};
     if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout) < 0)
         return -1;
 

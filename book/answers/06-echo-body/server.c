@@ -270,8 +270,8 @@ static ssize_t receive(int fd, char *buffer, size_t size, long long deadline)
         errno = EAGAIN;
         return -1;
     }
-    /* A zero timeout would mean "wait forever": wait at least 1 µs. */
-    struct timeval timeout = {.tv_sec = left / 1000000, .tv_usec = left % 1000000 + (left < 1)};
+    /* At least 1 µs is left, so the timeout is never 0, "wait forever". */
+    struct timeval timeout = {.tv_sec = left / 1000000, .tv_usec = left % 1000000};
     if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout) < 0)
         return -1;
 
@@ -616,14 +616,14 @@ static bool is_known_method(const char *method)
 /* Decides what to answer to a well-formed request. */
 static struct response route(const struct request *request)
 {
-    bool is_get = strcmp(request->method, "GET") == 0 || strcmp(request->method, "HEAD") == 0;
+    bool is_get_or_head =
+        strcmp(request->method, "GET") == 0 || strcmp(request->method, "HEAD") == 0;
     bool is_post = strcmp(request->method, "POST") == 0;
     bool is_echo = is_post && strcmp(request->target, ECHO_PATH) == 0;
 
-    if (!is_get && !is_post && is_known_method(request->method))
-        return error_response(405, "method not allowed");
-    if (!is_get && !is_post)
-        return error_response(501, "unknown method");
+    if (!is_get_or_head && !is_post)
+        return is_known_method(request->method) ? error_response(405, "method not allowed")
+                                                : error_response(501, "unknown method");
     if (strcmp(request->target, "/") != 0 && !is_echo)
         return error_response(404, "no such page");
     if (is_post && request->content_length == NULL)
