@@ -70,5 +70,5 @@ build/answers/%: book/answers/%/server.c $(FLAGS_STAMP)
 	@mkdir -p $(@D)
 	$(CC) $(BUILD_CFLAGS) $(LDFLAGS) -o $@ $<
 
-test-answers: all answers ## test the answers, and that their tests fail on the steps
+test-answers: all answers ## test the exercise answers and make workshop
 	@tests/answers
