@@ -72,3 +72,42 @@ build/answers/%: book/answers/%/server.c $(FLAGS_STAMP)
 
 test-answers: all answers ## test the exercise answers and make workshop
 	@tests/answers
+
+# Proving the servers hold: fuzzing, sanitizers, valgrind, fault and load
+# tests, static checks. book/d-tested.md says what each found.
+.PHONY: fuzz memcheck faults lint
+FUZZ_STEPS := 05 06
+FUZZ_SECONDS ?= 60
+FUZZ_CC ?= clang
+# The fuzz target includes a whole server.c: its main, renamed step_main,
+# is never called, and ends in a loop that does not return.
+FUZZ_CFLAGS := -std=c17 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+	-fno-omit-frame-pointer -Wall -Wextra -Werror -Wno-unused-function -Wno-return-type
+FUZZERS := $(addprefix build/fuzz/parse,$(FUZZ_STEPS))
+
+define FUZZ_RULES
+build/fuzz/parse$(1): tests/fuzz/parse.c $(wildcard steps/$(1)-*/server.c)
+	@mkdir -p $$(@D)
+	$$(FUZZ_CC) $$(FUZZ_CFLAGS) $(if $(filter 06,$(1)),-DSTEP_RESPONDS) \
+		-DSTEP_SOURCE='"$$(abspath $(wildcard steps/$(1)-*/server.c))"' -o $$@ $$<
+endef
+$(foreach n,$(FUZZ_STEPS),$(eval $(call FUZZ_RULES,$(n))))
+
+# With SANITIZE=1, a sanitizer report ends the server at once (its tests
+# then fail), and leaks are reported when a server exits on its own.
+ifneq ($(SANITIZE),)
+export ASAN_OPTIONS ?= detect_leaks=1:strict_string_checks=1:halt_on_error=1
+export UBSAN_OPTIONS ?= print_stacktrace=1:halt_on_error=1
+endif
+
+fuzz: $(FUZZERS) ## fuzz the parser of steps 05 and 06, FUZZ_SECONDS (60) each
+	@tests/fuzz/run $(FUZZ_SECONDS) $(FUZZERS)
+
+faults: step05 step06 ## slow, silent, rude and malformed clients, and load (20 s)
+	@tests/faults
+
+memcheck: all ## the tests and make faults with every server under valgrind
+	@tests/memcheck
+
+lint: ## static checks: cppcheck, clang-tidy, clang-format, shellcheck
+	@tests/lint/run

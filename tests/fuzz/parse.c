@@ -1,0 +1,134 @@
+/*
+ * A libFuzzer target for the request parser of step 05 or step 06.
+ *
+ * It fuzzes the step's own code, not a copy: the Makefile passes the
+ * step's server.c as STEP_SOURCE, and we include it whole. Its main()
+ * becomes step_main(), which we never call; its static functions are ours
+ * to call. Build and run with: make fuzz (see tests/fuzz/run).
+ *
+ * For each input, the target does what the server does with the bytes a
+ * client sends, minus the sockets:
+ *   1. find_head_end() on the input all at once, one byte at a time, and in
+ *      pieces of 2 to 17 bytes (the input picks): all must find the same end,
+ *      since the server scans again after every read(2), from where it was;
+ *   2. parse_head() on a copy of the head alone, in a heap buffer of exactly
+ *      its length, so that AddressSanitizer catches a read one byte past it;
+ *   3. checks what a parsed request promises: every string it points to ends
+ *      inside the head, and the numbers stay within the step's limits;
+ *   4. in step 06, route() for a request that parsed, error_response() for
+ *      one that did not, and send_response() into /dev/null.
+ * Any broken promise calls abort(), which libFuzzer reports as a crash.
+ */
+#define main step_main
+#include STEP_SOURCE /* first: it defines _GNU_SOURCE before any header */
+#undef main
+
+#include <fcntl.h>
+#include <stdint.h>
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+/* Like assert(), but never compiled out. */
+#define require(condition)                                                                       \
+    do {                                                                                         \
+        if (!(condition)) {                                                                      \
+            fprintf(stderr, "fuzz/parse.c:%d: broken promise: %s\n", __LINE__, #condition);       \
+            abort();                                                                             \
+        }                                                                                        \
+    } while (0)
+
+/* A string the parser hands out must start and end inside the head. */
+static void require_inside(const char *text, const char *head, size_t length)
+{
+    if (text == NULL)
+        return;
+    require(text >= head && text < head + length);
+    size_t text_length = strnlen(text, (size_t)(head + length - text));
+    require(text + text_length < head + length); /* its NUL is in the head too */
+}
+
+static bool is_parser_status(int status)
+{
+    return status == 400 || status == 413 || status == 414 || status == 431 ||
+           status == 501 || status == 505;
+}
+
+/* The server reads into a buffer of HEAD_MAX bytes until find_head_end()
+   finds an end; each read(2) may bring any number of bytes. */
+static size_t find_head_end_in_pieces(const char *bytes, size_t length, size_t piece)
+{
+    size_t received = 0;
+    size_t scanned = 0;
+
+    while (received < length) {
+        received += piece < length - received ? piece : length - received;
+        size_t end = find_head_end(bytes, received, scanned);
+        if (end != 0)
+            return end;
+        scanned = received;
+    }
+    return 0;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    if (size == 0)
+        return 0;
+    /* Exactly the bytes received, so that reading one more is caught. */
+    size_t length = size < HEAD_MAX ? size : HEAD_MAX;
+    char *bytes = malloc(length);
+    require(bytes != NULL);
+    memcpy(bytes, data, length);
+
+    size_t head_length = find_head_end(bytes, length, 0);
+    require(head_length <= length);
+    require(find_head_end_in_pieces(bytes, length, 1) == head_length);
+    size_t piece = (size_t)(unsigned char)bytes[length - 1] % 16 + 2;
+    require(find_head_end_in_pieces(bytes, length, piece) == head_length);
+    free(bytes);
+    if (head_length == 0)
+        return 0; /* the server would read more, or answer 414 or 431 */
+
+    char *head = malloc(head_length);
+    require(head != NULL);
+    memcpy(head, data, head_length);
+    struct request request = {.head_length = head_length};
+    struct rejection rejection = parse_head(head, head_length, &request);
+
+    if (rejected(rejection)) {
+        require(is_parser_status(rejection.status));
+        require(rejection.reason[0] != '\0');
+    } else {
+        require_inside(request.method, head, head_length);
+        require_inside(request.target, head, head_length);
+        require_inside(request.version, head, head_length);
+        require(is_token(request.method));
+        require(request.target[0] == '/' && strlen(request.target) <= TARGET_MAX);
+        require(strcmp(request.version, "HTTP/1.1") == 0 ||
+                strcmp(request.version, "HTTP/1.0") == 0);
+        require(request.field_count <= FIELDS_MAX);
+        for (size_t i = 0; i < request.field_count; i++) {
+            require_inside(request.fields[i].name, head, head_length);
+            require_inside(request.fields[i].value, head, head_length);
+            require(strlen(request.fields[i].name) < FIELD_LINE_MAX);
+        }
+        require_inside(request.content_length, head, head_length);
+        require(request.transfer_encoding == NULL);
+        require(request.body_length <= BODY_MAX);
+        require(request.content_length != NULL || request.body_length == 0);
+    }
+
+#ifdef STEP_RESPONDS
+    static int sink = -1;
+    if (sink < 0)
+        sink = open("/dev/null", O_WRONLY | O_CLOEXEC);
+    require(sink >= 0);
+    struct response response =
+        rejected(rejection) ? error_response(rejection.status, rejection.reason) : route(&request);
+    require(reason_phrase(response.status)[0] != '\0'); /* every status we send has a name */
+    require(strlen(response.body) < sizeof response.body - 1); /* never cut short */
+    require(send_response(sink, &request, &response) > 0);
+#endif
+    free(head);
+    return 0;
+}
