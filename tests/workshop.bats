@@ -77,3 +77,13 @@ setup() {
     done
     [ ! -e "$WORKSHOP_DIR" ]
 }
+
+@test "the skeleton builds clean with gcc and with clang, under the steps' flags" {
+    local cc
+    for cc in gcc clang; do
+        command -v "$cc" >/dev/null || continue
+        WORKSHOP_DIR=$BATS_TEST_TMPDIR/$cc CC=$cc run "$start" 01
+        [ "$status" -eq 0 ]
+        [[ $output == *"$cc -std=c17 -Wall -Wextra -Wpedantic -Werror "* ]]
+    done
+}
