@@ -386,7 +386,7 @@ static bool is_http_version(const char *text)
 
 /* Cuts the next line out of the head and ends it with a NUL in place of
    its CR, so that the parser can use it as a C string. */
-static struct rejection next_line(char **cursor, char *end, char **line)
+static struct rejection next_line(char **cursor, const char *end, char **line)
 {
     char *lf = memchr(*cursor, '\n', (size_t)(end - *cursor));
     if (lf == NULL)
