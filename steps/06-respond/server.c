@@ -709,10 +709,10 @@ static bool has_unread_bytes(int fd)
    without waiting for the answer, can still meet a reset. */
 static void close_after_response(int fd, bool read_whole_request)
 {
-    char discard[512];
-    long long deadline = now_microseconds() + LINGER_SECONDS * 1000000LL;
-
     if (!read_whole_request || has_unread_bytes(fd)) {
+        char discard[512];
+        long long deadline = now_microseconds() + LINGER_SECONDS * 1000000LL;
+
         if (shutdown(fd, SHUT_WR) < 0)
             warn("shutdown");
         while (receive(fd, discard, sizeof discard, deadline) > 0)
