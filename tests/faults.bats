@@ -1,0 +1,316 @@
+#!/usr/bin/env bats
+# Fault and load tests: clients that are slow, silent, rude or malformed,
+# and ten thousand requests in a row. They run against step 06 and step 05
+# (which reads requests but does not answer): make faults.
+#
+# Every test ends by checking that the server is still running and that
+# no sanitizer (make faults SANITIZE=1) or valgrind (make memcheck) report
+# appeared. What they measured is printed as "# ..." lines.
+
+load helpers
+load fault-helpers
+
+setup() {
+    start_server listening
+    BASELINE_FDS=$(count_descriptors)
+}
+
+# Prints a figure for the reader (and for book/d-tested.md).
+report() {
+    echo "# step $STEP: $*" >&3
+}
+
+# A silent or slow client holds the server until REQUEST_TIMEOUT (5 s);
+# then the server answers 408 (step 06) and serves the next client, which
+# has been waiting in the listen queue all along.
+timed_out_then_next() {
+    local fd started took answer word code_file=$BATS_TEST_TMPDIR/probe.code curl_pid
+    exec {fd}<>"/dev/tcp/127.0.0.1/$PORT"
+    # shellcheck disable=SC2059 # the format is the point
+    printf -- "$1" >&"$fd"
+    started=$(now_ms)
+    word=$(random_word)
+    curl -s -m "$((WAIT_SECONDS + 10))" -o /dev/null -w '%{http_code}' \
+        -H "X-Probe: $word" "http://127.0.0.1:$PORT/" >"$code_file" {fd}>&- &
+    curl_pid=$! # (without our socket: the server would wait for curl to close it too)
+    # The server's answer, then its FIN: cat returns when it times us out.
+    answer=$(timeout "$((WAIT_SECONDS + 5))" cat <&"$fd" 2>/dev/null | head -n 1 | tr -d '\r' || true)
+    took=$(($(now_ms) - started))
+    exec {fd}>&-
+    wait "$curl_pid" || true
+    report "a client that $2 was timed out after $took ms"
+    if ((took < 4500 || took > 8000)); then
+        fail_because "the server to time the client out after about 5 s (REQUEST_TIMEOUT)" \
+            "it did after $took ms" "$(raw_command "$1") (and wait)"
+        return 1
+    fi
+    if ! grep -q 'rejected with 408: timed out' "$LOG"; then
+        fail_because "the log to say: rejected with 408: timed out" "it does not" \
+            "$(raw_command "$1")"
+        return 1
+    fi
+    if answers && [[ $answer != "HTTP/1.1 408 Request Timeout" ]]; then
+        fail_because "HTTP/1.1 408 Request Timeout" "'$answer'" "$(raw_command "$1")"
+        return 1
+    fi
+    if ! wait_for_log "header: X-Probe: $word" >/dev/null || { answers && [ "$(cat "$code_file")" != 200 ]; }; then
+        fail_because "the client waiting behind it to be served" \
+            "status '$(cat "$code_file")'; the log has no 'header: X-Probe: $word'" \
+            "$(raw_command "$1") & curl -v http://127.0.0.1:8080/"
+        return 1
+    fi
+}
+
+@test "a client that connects and sends nothing is timed out, then the next one is served" {
+    timed_out_then_next '' 'sends nothing'
+}
+
+@test "a client that stops halfway through its request is timed out, then the next one is served" {
+    timed_out_then_next 'GET / HTTP/1.1\r\nHo' 'stops halfway'
+}
+
+@test "a request sent one byte at a time is served" {
+    local request fd answer
+    request=$'GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: yes\r\n\r\n'
+    exec {fd}<>"/dev/tcp/127.0.0.1/$PORT"
+    untraced send_in_pieces "$fd" 1 0.005 "$request"
+    answer=$(timeout "$WAIT_SECONDS" cat <&"$fd" | head -n 1 | tr -d '\r' || true)
+    exec {fd}>&-
+    report "sent a request of ${#request} bytes in ${#request} writes"
+    if ! wait_for_log 'header: X-Slow: yes' >/dev/null; then
+        fail_because "the log to show the request" "it does not" \
+            "(for c in G E T ' ' / ...; do printf %s \"\$c\"; sleep 0.1; done) | nc 127.0.0.1 8080"
+        return 1
+    fi
+    if answers && [[ $answer != "HTTP/1.1 200 OK" ]]; then
+        fail_because "HTTP/1.1 200 OK" "'$answer'" "a request sent one byte at a time"
+        return 1
+    fi
+}
+
+@test "a request split across many writes, head and body, is read in full" {
+    local body fd chunk=37 message answer
+    body=$(head -c 3000 /dev/zero | tr '\0' 'b')
+    message=$'POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 3000\r\n\r\n'$body
+    exec {fd}<>"/dev/tcp/127.0.0.1/$PORT"
+    untraced send_in_pieces "$fd" "$chunk" 0.002 "$message"
+    answer=$(timeout "$WAIT_SECONDS" cat <&"$fd" | tail -n 1 || true)
+    exec {fd}>&-
+    report "sent ${#message} bytes in $(((${#message} + chunk - 1) / chunk)) writes of $chunk bytes"
+    if ! wait_for_log 'body: 3000 bytes' >/dev/null; then
+        fail_because "the log to say: body: 3000 bytes" "it does not" \
+            "a POST with a 3000-byte body, sent $chunk bytes at a time"
+        return 1
+    fi
+    if answers && [[ $answer != "<p>received 3000 bytes</p>" ]]; then
+        fail_because "<p>received 3000 bytes</p>" "'$answer'" "the same POST"
+        return 1
+    fi
+}
+
+hang_up_in_every_way() {
+    local i fd request=$'GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n' garbage
+    garbage=$(head -c 100000 /dev/zero | tr '\0' 'g')
+    for ((i = 0; i < 10; i++)); do
+        # before: connect and close, with FIN then with RST
+        exec {fd}<>"/dev/tcp/127.0.0.1/$PORT"
+        exec {fd}>&-
+        send_and_reset ''
+        # before: half a request, then close
+        send_and_reset 'GET / HTTP/1.1\r\nHo'
+        # during: a whole request, then reset before the answer is read
+        send_and_reset "$request"
+        # during: a request followed by bytes the server never reads
+        exec {fd}<>"/dev/tcp/127.0.0.1/$PORT"
+        (printf '%s%s' "$request" "$garbage" >&"$fd") 2>/dev/null || true
+        exec {fd}>&-
+        # after: read the answer, then close
+        raw_request "$request" >/dev/null
+    done
+}
+
+@test "clients that hang up before, during and after the response do not stop the server" {
+    untraced hang_up_in_every_way
+    report "60 clients hung up before, during or after the response"
+    probe "60 clients hung up on it" || return 1
+    local fds
+    fds=$(wait_for_descriptors "$BASELINE_FDS")
+    if [ "$fds" -ne "$BASELINE_FDS" ]; then
+        fail_because "$BASELINE_FDS open descriptors, as before" "$fds" "ls -l /proc/PID/fd"
+        return 1
+    fi
+}
+
+# Writes the malformed requests of the flood into DIR, one file each.
+write_malformed_requests() {
+    local dir=$1 i
+    local -a formats=(
+        'GET / HTTP/1.1\nHost: x\n\n'                                  # bare LF
+        'GET / HTTP/1.1\r\nHost: x\n\r\n'                              # LF, then CR LF
+        'GET / HTTP/1.1\r\nHost: x\r\nX-A: a\r\n b\r\n\r\n'            # obs-fold
+        'GET / HTTP/1.1\r\nHost: x\r\n\tb\r\n\r\n'                     # obs-fold, tab
+        'POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab'
+        'POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\nabc'
+        'POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n'
+        'POST / HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n'
+        'POST / HTTP/1.1\r\nHost: x\r\nContent-Length: +5\r\n\r\nhello'
+        'POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 0x10\r\n\r\n'
+        'POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1, 1\r\n\r\na'
+        'POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999999999999999\r\n\r\n'
+        'POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 65537\r\n\r\n'
+        'POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nshort'   # body cut short
+        'GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n'
+        'GET / HTTP/1.1\r\n\r\n'                                       # no Host
+        'GET / HTTP/2.0\r\nHost: x\r\n\r\n'
+        'GET / HTTP/1.10\r\nHost: x\r\n\r\n'
+        'GET / http/1.1\r\nHost: x\r\n\r\n'
+        'GET /\r\n\r\n'                                                # HTTP/0.9
+        'GET  / HTTP/1.1\r\nHost: x\r\n\r\n'                           # two spaces
+        'GET\t/\tHTTP/1.1\r\nHost: x\r\n\r\n'
+        'GET http://x/ HTTP/1.1\r\nHost: x\r\n\r\n'                    # absolute form
+        'GET index.html HTTP/1.1\r\nHost: x\r\n\r\n'
+        'G(T / HTTP/1.1\r\nHost: x\r\n\r\n'
+        ' GET / HTTP/1.1\r\nHost: x\r\n\r\n'
+        '\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n'                        # empty line first
+        '\r\n\r\n'
+        'GET /\0 HTTP/1.1\r\nHost: x\r\n\r\n'                          # NUL in the target
+        'GET / HTTP/1.1\r\nHost: x\0y\r\n\r\n'                         # NUL in a field
+        '\0\0\0\0\r\n\r\n'
+        'GET /caf\303\251 HTTP/1.1\r\nHost: x\r\n\r\n'                 # non-ASCII target
+        'GET / HTTP/1.1\r\nHost: x\001\r\n\r\n'                        # control character
+        'GET / HTTP/1.1\r\nHost: x\177\r\n\r\n'                        # DEL
+        'GET / HTTP/1.1\r\nHost : x\r\n\r\n'                           # space before colon
+        'GET / HTTP/1.1\r\n: x\r\nHost: x\r\n\r\n'                     # empty field name
+        'GET / HTTP/1.1\r\nNo colon here\r\n\r\n'
+        'GET / HTTP/1.1\r\nHost: x\r\n'                                # no empty line
+        'GET / HTTP/1.1'                                               # request line only
+        'GET'
+    )
+    for i in "${!formats[@]}"; do
+        # shellcheck disable=SC2059 # the formats are the point
+        printf -- "${formats[i]}" >"$dir/crafted-$i"
+    done
+    # Too large: a target, a field line, too many fields, a whole head.
+    { printf 'GET /'; head -c 3000 /dev/zero | tr '\0' a; printf ' HTTP/1.1\r\nHost: x\r\n\r\n'; } >"$dir/huge-target"
+    { printf 'GET /'; head -c 20000 /dev/zero | tr '\0' a; } >"$dir/huge-request-line"
+    { printf 'GET / HTTP/1.1\r\nHost: x\r\nX-Big: '; head -c 5000 /dev/zero | tr '\0' v; printf '\r\n\r\n'; } >"$dir/huge-field"
+    { printf 'GET / HTTP/1.1\r\nHost: x\r\n'; for i in $(seq 1 40); do printf 'X-%d: %d\r\n' "$i" "$i"; done; printf '\r\n'; } >"$dir/many-fields"
+    { printf 'GET / HTTP/1.1\r\nHost: x\r\n'; for i in $(seq 1 30); do printf 'X-%d: %0300d\r\n' "$i" 0; done; printf '\r\n'; } >"$dir/huge-head"
+    { printf 'POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 70000\r\n\r\n'; head -c 70000 /dev/zero; } >"$dir/huge-body"
+    head -c 100000 /dev/zero >"$dir/nul-bytes"
+    # Random bytes, alone and after a valid request line.
+    for i in $(seq 1 "${RANDOM_INPUTS:-150}"); do
+        head -c "$((RANDOM % 2000 + 1))" /dev/urandom >"$dir/random-$i"
+        { printf 'GET / HTTP/1.1\r\n'; head -c "$((RANDOM % 300 + 20))" /dev/urandom; printf '\r\n\r\n'; } >"$dir/random-fields-$i"
+    done
+}
+
+# Sends every file of DIR, checks each answer, prints "COUNT WRONG".
+send_flood() {
+    local dir=$1 input first count=0 bad=0
+    for input in "$dir"/*; do
+        count=$((count + 1))
+        send_file "$input" "$input.answer"
+        first=$(head -n 1 "$input.answer" | tr -d '\r')
+        if answers && [ -n "$first" ] && ! [[ $first =~ ^HTTP/1\.1\ [45][0-9][0-9]\  ]]; then
+            echo "# $(basename "$input"): answered '$first'" >&3
+            bad=$((bad + 1))
+        fi
+        if [ -n "$first" ] && ! answers; then
+            echo "# $(basename "$input"): step 05 answered '$first'" >&3
+            bad=$((bad + 1))
+        fi
+        rm -f "$input.answer"
+    done
+    echo "$count $bad"
+}
+
+@test "a flood of malformed requests: each gets an error status or a clean close" {
+    local dir=$BATS_TEST_TMPDIR/malformed count bad before after
+    mkdir -p "$dir"
+    untraced write_malformed_requests "$dir"
+    before=$(count_log '^(rejected with|dropped:)')
+    untraced send_flood "$dir" >"$BATS_TEST_TMPDIR/flood"
+    read -r count bad <"$BATS_TEST_TMPDIR/flood"
+    after=$(wait_for_log_count '^(rejected with|dropped:)' "$((before + count))")
+    report "$count malformed requests sent, $((after - before)) rejected or dropped, $bad wrong answers"
+    if [ "$bad" -ne 0 ]; then
+        fail_because "an error status (4xx, 5xx) or a clean close for every malformed request" \
+            "$bad other answers (listed above)" "make faults"
+        return 1
+    fi
+    if [ "$((after - before))" -ne "$count" ]; then
+        fail_because "$count rejected or dropped in the log" "$((after - before))" "make faults" \
+            "a line 'request: ...' means a malformed request was taken for a good one"
+        return 1
+    fi
+    probe "$count malformed requests" || return 1
+}
+
+# The load test: requests one after another, then the server must be back
+# to the descriptors and (within RSS_TOLERANCE_KB) the memory it had.
+@test "$LOAD_REQUESTS requests in a row leave no descriptor and no memory behind" {
+    local urls=$BATS_TEST_TMPDIR/urls codes started took
+    awk -v n="$LOAD_REQUESTS" -v port="$PORT" 'BEGIN {
+        for (i = 0; i < n; i++) printf "url = \"http://127.0.0.1:%s/\"\noutput = \"/dev/null\"\n", port
+    }' >"$urls"
+    # Warm up: the first requests touch stack pages and stdio buffers for
+    # good, and a large body touches the rest of the request buffer.
+    head -c 60000 /dev/zero | curl -s -m "$WAIT_SECONDS" -o /dev/null -H 'Connection: close' \
+        --data-binary @- "http://127.0.0.1:$PORT/" || true
+    head -n 400 "$urls" | curl -s -K - -H 'Connection: close' >/dev/null || true
+    local fds_before rss_before fds_after rss_after
+    fds_before=$(wait_for_descriptors "$BASELINE_FDS")
+    rss_before=$(resident_kb)
+    started=$(now_ms)
+    codes=$(curl -s -K "$urls" -H 'Connection: close' -w '%{http_code}\n' | sort | uniq -c | tr -s ' ' | paste -sd, -)
+    took=$(($(now_ms) - started))
+    fds_after=$(wait_for_descriptors "$fds_before")
+    rss_after=$(resident_kb)
+    report "$LOAD_REQUESTS requests in $took ms (status: count $codes); descriptors $fds_before -> $fds_after; VmRSS $rss_before -> $rss_after KiB"
+    local served
+    served=$(wait_for_log_count '^request: GET / HTTP/1.1' "$((LOAD_REQUESTS + 200))")
+    if [ "$served" -lt "$((LOAD_REQUESTS + 200))" ]; then
+        fail_because "$((LOAD_REQUESTS + 200)) requests in the log" "$served" "make faults"
+        return 1
+    fi
+    if answers && [[ $codes != " $LOAD_REQUESTS 200" ]]; then
+        fail_because "$LOAD_REQUESTS answers 200" "status: count $codes" "make faults"
+        return 1
+    fi
+    if [ "$fds_after" -ne "$fds_before" ]; then
+        fail_because "$fds_before open descriptors after the load, as before" "$fds_after" \
+            "ls -l /proc/PID/fd, before and after: wrk -c 4 -d 5s http://127.0.0.1:8080/"
+        return 1
+    fi
+    if [ -z "${VALGRIND_LOG_DIR:-}" ] && ((rss_after > rss_before + RSS_TOLERANCE_KB)); then
+        fail_because "VmRSS within $RSS_TOLERANCE_KB KiB of $rss_before KiB" "$rss_after KiB" \
+            "grep VmRSS /proc/PID/status, before and after a load"
+        return 1
+    fi
+}
+
+@test "four clients at once for 1 s (wrk) are all answered, nothing leaks" {
+    answers || skip "step $STEP does not answer, so wrk has nothing to count"
+    local fds_before rss_before fds_after rss_after out requests
+    curl -s -o /dev/null "http://127.0.0.1:$PORT/" || true
+    fds_before=$(wait_for_descriptors "$BASELINE_FDS")
+    rss_before=$(resident_kb)
+    out=$(wrk -t 2 -c 4 -d "${WRK_SECONDS:-1}s" --timeout 2s -H 'Connection: close' "http://127.0.0.1:$PORT/")
+    fds_after=$(wait_for_descriptors "$fds_before")
+    rss_after=$(resident_kb)
+    requests=$(sed -n 's/^ *\([0-9][0-9]*\) requests in.*/\1/p' <<<"$out")
+    report "wrk -c 4: $requests requests; descriptors $fds_before -> $fds_after; VmRSS $rss_before -> $rss_after KiB"
+    if grep -q 'Non-2xx' <<<"$out" || [ -z "$requests" ] || [ "$requests" -eq 0 ]; then
+        fail_because "only 200 answers" "$out" "wrk -c 4 -d 2s -H 'Connection: close' http://127.0.0.1:8080/"
+        return 1
+    fi
+    if [ "$fds_after" -ne "$fds_before" ]; then
+        fail_because "$fds_before descriptors after the load" "$fds_after" "ls -l /proc/PID/fd"
+        return 1
+    fi
+    if [ -z "${VALGRIND_LOG_DIR:-}" ] && ((rss_after > rss_before + RSS_TOLERANCE_KB)); then
+        fail_because "VmRSS within $RSS_TOLERANCE_KB KiB of $rss_before KiB" "$rss_after KiB" "make faults"
+        return 1
+    fi
+}
