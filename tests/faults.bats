@@ -131,7 +131,8 @@ hang_up_in_every_way() {
 
 @test "clients that hang up before, during and after the response do not stop the server" {
     untraced hang_up_in_every_way
-    report "60 clients hung up before, during or after the response"
+    report "60 clients hung up before, during or after the response;" \
+        "$(count_log '^(write|shutdown|close|accept4): ') failed calls logged"
     probe "60 clients hung up on it" || return 1
     local fds
     fds=$(wait_for_descriptors "$BASELINE_FDS")
