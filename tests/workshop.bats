@@ -32,6 +32,14 @@ setup() {
     [ -x "$WORKSHOP_DIR/04/server" ]
 }
 
+@test "the next stage starts from the book's step, and says how to go on from your own" {
+    "$start" 04 >/dev/null
+    run "$start" 05
+    [ "$status" -eq 0 ]
+    cmp "$top/steps/04-accept/server.c" "$WORKSHOP_DIR/05/server.c"
+    [[ $output == *"cp $WORKSHOP_DIR/04/server.c $WORKSHOP_DIR/05/server.c"* ]]
+}
+
 @test "a server.c that does not build: the compiler's errors, status 1, and no old binary" {
     "$start" 02 >/dev/null
     printf 'int broken(void) { return undeclared; }\n' >>"$WORKSHOP_DIR/02/server.c"
