@@ -124,12 +124,12 @@ static int create_socket(void)
    and restart the server at once. */
 static void bind_socket(int fd, const struct sockaddr_in *address)
 {
-    char text[ENDPOINT_TEXT_MAX];
     int on = 1;
 
     if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on) < 0)
         die("setsockopt SO_REUSEADDR");
     if (bind(fd, (const struct sockaddr *)address, sizeof *address) < 0) {
+        char text[ENDPOINT_TEXT_MAX];
         format_endpoint(address, text);
         fprintf(stderr, "bind %s: %s\n", text, strerror(errno));
         exit(EXIT_FAILURE);

@@ -134,12 +134,12 @@ static int create_socket(void)
    and restart the server at once. */
 static void bind_socket(int fd, const struct sockaddr_in *address)
 {
-    char text[ENDPOINT_TEXT_MAX];
     int on = 1;
 
     if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on) < 0)
         die("setsockopt SO_REUSEADDR");
     if (bind(fd, (const struct sockaddr *)address, sizeof *address) < 0) {
+        char text[ENDPOINT_TEXT_MAX];
         format_endpoint(address, text);
         fprintf(stderr, "bind %s: %s\n", text, strerror(errno));
         exit(EXIT_FAILURE);
@@ -384,7 +384,7 @@ static bool is_http_version(const char *text)
 
 /* Cuts the next line out of the head and ends it with a NUL in place of
    its CR, so that the parser can use it as a C string. */
-static struct rejection next_line(char **cursor, char *end, char **line)
+static struct rejection next_line(char **cursor, const char *end, char **line)
 {
     char *lf = memchr(*cursor, '\n', (size_t)(end - *cursor));
     if (lf == NULL)
