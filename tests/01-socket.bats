@@ -14,7 +14,7 @@ socket_fd() {
     local line
     line=$(grep -E -m 1 'created socket fd [0-9]+ in process [0-9]+' "$LOG") ||
         fail_because "a line like 'created socket fd 3 in process $SERVER_PID'" \
-            "no such line" "$SERVER_NAME" "book/01-socket.md, 'Build and run it'"
+            "no such line" "$SERVER_NAME" "book/01-socket.md, section 'Build and run'"
     [[ $line == *"in process $SERVER_PID"* ]] ||
         fail_because "the process id $SERVER_PID in '$line'" "another number" "$SERVER_NAME"
 }
@@ -26,7 +26,7 @@ socket_fd() {
     target=$(readlink "/proc/$SERVER_PID/fd/$fd" 2>/dev/null) || target="no descriptor $fd"
     [[ $target == socket:* ]] ||
         fail_because "/proc/$SERVER_PID/fd/$fd to be a socket:[...]" "$target" \
-            "$SERVER_NAME & ls -l /proc/\$!/fd" "book/01-socket.md, 'Look inside'"
+            "$SERVER_NAME & ls -l /proc/\$!/fd" "book/01-socket.md, section 'Look inside'"
 }
 
 @test "asks for an IPv4 TCP socket with close-on-exec (strace)" {
@@ -34,7 +34,7 @@ socket_fd() {
     grep -Eq '^[0-9]+ +socket\(AF_INET, SOCK_STREAM\|SOCK_CLOEXEC, (IPPROTO_IP|IPPROTO_TCP)\) += [0-9]+' "$TRACE" ||
         fail_because "socket(AF_INET, SOCK_STREAM|SOCK_CLOEXEC, 0) in the trace" \
             "$(grep socket "$TRACE" || echo 'no socket call')" \
-            "strace -e trace=socket $SERVER_NAME" "book/01-socket.md, 'The system call'"
+            "strace -e trace=socket $SERVER_NAME" "book/01-socket.md, section 'The system call: socket(2)'"
 }
 
 @test "keeps running until interrupted, then exits on Ctrl-C (SIGINT)" {
@@ -57,7 +57,7 @@ socket_fd() {
         [ "$status" -eq 2 ] && grep -qi usage "$BATS_TEST_TMPDIR/err" ||
             fail_because "exit status 2 and a usage line on stderr for port '$argument'" \
                 "status $status, stderr: $(head -c 200 "$BATS_TEST_TMPDIR/err")" \
-                "$SERVER_NAME '$argument'; echo \$?" "book/01-socket.md"
+                "$SERVER_NAME '$argument'; echo \$?" "book/01-socket.md, section 'The command line'"
     done
     for arguments in "0 not.an.address" "0 127.0.0.1 extra"; do
         status=0

@@ -20,7 +20,7 @@ free_port() {
     [ -n "$PORT" ] && [ "$PORT" -gt 0 ] ||
         fail_because "a line like 'bound to 127.0.0.1:40123' with a port that is not 0" \
             "$(grep bound "$LOG" || echo 'no such line')" "$SERVER_NAME 0" \
-            "book/02-bind.md: getsockname(2) tells the port the kernel picked"
+            "book/02-bind.md, section 'Which port?': getsockname(2) tells the port the kernel picked"
     grep -q "bound to 127.0.0.1:$PORT" "$LOG" ||
         fail_because "'bound to 127.0.0.1:$PORT'" "$(cat "$LOG")" "$SERVER_NAME 0"
 }
@@ -31,7 +31,7 @@ free_port() {
     start_server bound "$port" 127.0.0.2
     grep -q "bound to 127.0.0.2:$port" "$LOG" ||
         fail_because "'bound to 127.0.0.2:$port'" "$(grep bound "$LOG" || echo 'no such line')" \
-            "$SERVER_NAME $port 127.0.0.2" "book/02-bind.md"
+            "$SERVER_NAME $port 127.0.0.2" "book/02-bind.md, section 'The address, from the command line'"
 }
 
 @test "sets SO_REUSEADDR before bind(2) (strace)" {
@@ -41,7 +41,7 @@ free_port() {
     [[ $(head -n 1 <<<"$calls") == setsockopt* ]] && grep -q 'sin_addr=inet_addr("127.0.0.1")' <<<"$calls" ||
         fail_because "setsockopt(..., SOL_SOCKET, SO_REUSEADDR, [1], 4) then bind(... 127.0.0.1 ...)" \
             "${calls:-neither call}" "strace -e trace=setsockopt,bind $SERVER_NAME 0" \
-            "book/02-bind.md, 'Why SO_REUSEADDR'"
+            "book/02-bind.md, section 'Binding'"
 }
 
 @test "a port in use: one line naming the address and the error, exit status 1" {
@@ -62,7 +62,7 @@ free_port() {
         [ "$(wc -l <<<"$err")" -eq 1 ] ||
         fail_because "exit status 1 and one line on stderr such as 'bind 127.0.0.1:$port: Address already in use'" \
             "status $status, stderr: ${err:-nothing}" \
-            "nc -l 127.0.0.1 $port & $SERVER_NAME $port" "book/02-bind.md, 'What can go wrong'"
+            "nc -l 127.0.0.1 $port & $SERVER_NAME $port" "book/02-bind.md, section 'What can go wrong'"
 }
 
 @test "a privileged port without privileges: Permission denied, exit status 1" {
@@ -79,5 +79,5 @@ free_port() {
     [ "$status" -eq 1 ] && [[ $err == *"127.0.0.1:80"*"Permission denied"* ]] ||
         fail_because "exit status 1 and 'bind 127.0.0.1:80: Permission denied' on stderr" \
             "status $status, stderr: ${err:-nothing}" "$SERVER_NAME 80   # as a user, not root" \
-            "book/02-bind.md, 'What can go wrong'"
+            "book/02-bind.md, section 'What can go wrong'"
 }

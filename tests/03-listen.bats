@@ -10,7 +10,7 @@ load helpers
     grep -Eq "^listening on http://127\.0\.0\.1:$PORT/\$" "$LOG" && [ "$PORT" -gt 0 ] ||
         fail_because "a line 'listening on http://127.0.0.1:PORT/' with the port it bound" \
             "$(grep -i listen "$LOG" || echo 'no such line')" "$SERVER_NAME 0" \
-            "book/03-listen.md, 'Build and run it'"
+            "book/03-listen.md, section 'Build and run'"
 }
 
 # bats test_tags=ladder
@@ -20,7 +20,7 @@ load helpers
     state=$(ss -ltnH "sport = :$PORT")
     [[ $state == LISTEN*"127.0.0.1:$PORT"* ]] ||
         fail_because "'ss -ltn' to list 127.0.0.1:$PORT in state LISTEN" "${state:-nothing listed}" \
-            "$SERVER_NAME 0 & ss -ltn" "book/03-listen.md, 'Look inside'"
+            "$SERVER_NAME 0 & ss -ltn" "book/03-listen.md, section 'Look inside'"
 }
 
 @test "a client can connect: the kernel completes the handshake" {
@@ -28,7 +28,7 @@ load helpers
     local fd
     if ! exec {fd}<>"/dev/tcp/127.0.0.1/$PORT"; then
         fail_because "a TCP connection to 127.0.0.1:$PORT to succeed" "it was refused" \
-            "$SERVER_NAME 8080 & nc -v -z 127.0.0.1 8080" "book/03-listen.md"
+            "$(by_hand "nc -v -z 127.0.0.1 8080")" "book/03-listen.md, section 'The system call: listen(2)'"
     fi
     exec {fd}>&-
 }
@@ -38,5 +38,5 @@ load helpers
     grep -Eq '^[0-9]+ +listen\([0-9]+, [1-9][0-9]*\) += 0' "$TRACE" ||
         fail_because "listen(3, 128) = 0 in the trace, or another backlog above 0" \
             "$(grep listen "$TRACE" || echo 'no listen call')" \
-            "strace -e trace=listen $SERVER_NAME 0" "book/03-listen.md, 'The system call'"
+            "strace -e trace=listen $SERVER_NAME 0" "book/03-listen.md, section 'The system call: listen(2)'"
 }

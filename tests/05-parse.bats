@@ -14,12 +14,12 @@ load helpers
     curl -s -o /dev/null -m "$WAIT_SECONDS" -H "X-Word: $value" "http://127.0.0.1:$PORT$path" || true
     wait_for_log "^request: GET $path HTTP/1\.1\$" >/dev/null ||
         fail_because "a line 'request: GET $path HTTP/1.1'" "$(grep -v '^header' "$LOG" | tail -n 3)" \
-            "$SERVER_NAME 8080 & curl http://127.0.0.1:8080$path" "book/05-parse.md, 'The request line'"
+            "$(by_hand "curl http://127.0.0.1:8080$path")" "book/05-parse.md, section 'Parsing the head'"
     grep -q "^header: X-Word: $value\$" "$LOG" && grep -q "^header: Host: 127.0.0.1:$PORT\$" "$LOG" ||
         fail_because "lines 'header: Host: 127.0.0.1:$PORT' and 'header: X-Word: $value'" \
             "$(grep '^header' "$LOG" || echo 'no header lines')" \
-            "$SERVER_NAME 8080 & curl -H 'X-Word: $value' http://127.0.0.1:8080/" \
-            "book/05-parse.md, 'Header fields'"
+            "$(by_hand "curl -H 'X-Word: $value' http://127.0.0.1:8080/")" \
+            "book/05-parse.md, section 'Parsing the head'"
 }
 
 # bats test_tags=ladder
@@ -32,7 +32,7 @@ load helpers
         fail_because "a line 'body: $size bytes' after a POST of $size bytes" \
             "$(grep -E '^(body|rejected|dropped)' "$LOG" || echo 'no body line')" \
             "head -c $size /dev/zero | curl -H 'Expect:' --data-binary @- http://127.0.0.1:8080/" \
-            "book/05-parse.md, 'Reading the body'"
+            "book/05-parse.md, section 'The body'"
 }
 
 @test "parses a request that arrives one byte at a time" {
@@ -42,14 +42,19 @@ load helpers
     request=$'GET '"$path"$' HTTP/1.1\r\nHost: x\r\nX-Slow: yes\r\n\r\n'
     exec {fd}<>"/dev/tcp/127.0.0.1/$PORT"
     for ((i = 0; i < ${#request}; i++)); do
-        printf '%s' "${request:i:1}" >&"$fd"
+        if ! { printf '%s' "${request:i:1}" >&"$fd"; } 2>/dev/null; then
+            fail_because "the server to wait for the rest of a request that comes byte by byte" \
+                "it closed the connection after $i bytes; it printed: $(tail -n 1 "$LOG")" \
+                "(printf 'GET / HTTP/1.1\\r\\n'; sleep 1; printf 'Host: x\\r\\n\\r\\n') | nc 127.0.0.1 8080" \
+                "book/05-parse.md, section 'Finding the end of the head': read(2) returns what has arrived, not a whole request"
+        fi
         sleep 0.005 # space the bytes out, so that they travel one by one
     done
     wait_for_log "^request: GET $path HTTP/1\.1\$" >/dev/null ||
         fail_because "'request: GET $path HTTP/1.1' when the request comes byte by byte" \
             "$(tail -n 3 "$LOG")" \
             "(printf 'GET / HTTP/1.1\\r\\n'; sleep 1; printf 'Host: x\\r\\n\\r\\n') | nc 127.0.0.1 8080" \
-            "book/05-parse.md: read(2) returns what has arrived, not a whole request"
+            "book/05-parse.md, section 'Finding the end of the head': read(2) returns what has arrived, not a whole request"
     exec {fd}>&-
 }
 
@@ -63,27 +68,28 @@ load helpers
     exec {fd}<>"/dev/tcp/127.0.0.1/$PORT"
     printf 'POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 7\r\n\r\nab' >&"$fd"
     sleep 0.05 # let the server read the head and the first bytes alone
-    printf 'cdefg' >&"$fd"
+    { printf 'cdefg' >&"$fd"; } 2>/dev/null || true # checked below
     wait_for_log '^body: 7 bytes$' >/dev/null ||
         fail_because "'body: 7 bytes' for a body sent in two parts" "$(tail -n 3 "$LOG")" \
             "(printf 'POST / HTTP/1.1\\r\\nHost: x\\r\\nContent-Length: 7\\r\\n\\r\\nab'; sleep 1; printf cdefg) | nc 127.0.0.1 8080" \
-            "book/05-parse.md, 'Reading the body'"
+            "book/05-parse.md, section 'The body'"
     exec {fd}>&-
 }
 
 @test "rejects malformed and oversized requests, logging the status and a reason" {
     start_server listening 0
     local status format count=0
-    while read -r status format; do
+    while IFS=$'\t' read -r status format length character; do
         count=$((count + 1))
-        raw_request "$format" 2 >/dev/null
-        wait_for_count '^(rejected|dropped|request:)' "$count" >/dev/null
-        local line
+        send_listed_request "$format" ${length:+"$length" "$character"} 2 >/dev/null
+        wait_for_count '^(rejected|dropped|request:)' "$count" >/dev/null || true
+        local line section='Parsing the head'
+        case $status in 413 | 414 | 431) section='Limits, named' ;; esac
         line=$(grep -E '^(rejected|dropped|request:)' "$LOG" | sed -n "${count}p")
         [[ $line == "rejected with $status: "?* ]] ||
-            fail_because "'rejected with $status: <reason>' for the request '${format:0:80}'" \
-                "${line:-nothing logged}" "$(raw_command "${format:0:80}")" \
-                "book/05-parse.md, 'What can go wrong'"
+            fail_because "'rejected with $status: <reason>' for the request '$format'" \
+                "${line:-nothing logged}" "$(raw_command "$format" ${length:+"$length" "$character"})" \
+                "book/05-parse.md, section '$section'"
     done < <(malformed_requests)
     [ "$count" -eq "$MALFORMED_REQUEST_COUNT" ] # the list itself must not break
 }
@@ -94,14 +100,14 @@ load helpers
     exec {fd}<>"/dev/tcp/127.0.0.1/$PORT"
     WAIT_SECONDS=$((WAIT_SECONDS + 10)) wait_for_log '^rejected with 408' >/dev/null ||
         fail_because "'rejected with 408: timed out' a few seconds after a client connects and sends nothing" \
-            "$(tail -n 2 "$LOG")" "$SERVER_NAME 8080 & nc 127.0.0.1 8080" \
-            "book/05-parse.md: SO_RCVTIMEO in socket(7)"
+            "$(tail -n 2 "$LOG")" "$(by_hand "nc 127.0.0.1 8080")" \
+            "book/05-parse.md, section 'Reading with a deadline'"
     local waited=$((SECONDS - started))
     exec {fd}>&-
     curl -s -o /dev/null -m "$WAIT_SECONDS" -H 'X-After: silence' "http://127.0.0.1:$PORT/" || true
     wait_for_log '^header: X-After: silence$' >/dev/null ||
         fail_because "the next client to be served after the silent one" "$(tail -n 3 "$LOG")" \
-            "$SERVER_NAME 8080 & nc 127.0.0.1 8080 & curl http://127.0.0.1:8080/"
+            "$(by_hand "nc 127.0.0.1 8080 & curl http://127.0.0.1:8080/")"
     [ "$waited" -le 12 ] ||
-        fail_because "a timeout of a few seconds" "the server waited $waited s" "$SERVER_NAME 8080 & nc 127.0.0.1 8080"
+        fail_because "a timeout of a few seconds" "the server waited $waited s" "$(by_hand "nc 127.0.0.1 8080")"
 }

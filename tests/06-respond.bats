@@ -25,7 +25,7 @@ field() {
     body=$(cat "$BATS_TEST_TMPDIR/body")
     [ "$status" = 200 ] && [ "$body" = '<h1>hello world</h1>' ] ||
         fail_because "200 and the body '<h1>hello world</h1>'" "status '$status', body '${body:0:80}'" \
-            "$SERVER_NAME 8080 & curl -i http://127.0.0.1:8080/" "book/06-respond.md, 'Build and run it'"
+            "$(by_hand "curl -i http://127.0.0.1:8080/")" "book/06-respond.md, section 'Build and run'"
     [ "$(field Content-Type)" = 'text/html; charset=utf-8' ] ||
         fail_because "Content-Type: text/html; charset=utf-8" "'$(field Content-Type)'" \
             "curl -i http://127.0.0.1:8080/"
@@ -44,7 +44,7 @@ field() {
             [ -n "$(field Content-Type)" ] && [ "$length" = "$size" ] && [ "$(field Connection)" = close ] ||
             fail_because "Date (RFC 9110 format), Content-Type, Content-Length: $size, Connection: close" \
                 "status $status and: $(tr -d '\r' <"$BATS_TEST_TMPDIR/head" | tr '\n' '|')" \
-                "curl -i http://127.0.0.1:8080$target" "book/06-respond.md, 'The response'"
+                "curl -i http://127.0.0.1:8080$target" "book/06-respond.md, section 'What a response looks like'"
     done
 }
 
@@ -55,7 +55,7 @@ field() {
     [[ $response == *'2 0 0'*'C o n t e n t - L e n g t h : 2 1 \r \n'*'\r \n \r \n ' ]] ||
         fail_because "a 200 head with Content-Length: 21 that ends with the empty line, and no body" \
             "$(raw_request 'HEAD / HTTP/1.1\r\nHost: x\r\n\r\n' | head -c 300)" \
-            "curl -I http://127.0.0.1:8080/" "book/06-respond.md, 'HEAD'"
+            "curl -I http://127.0.0.1:8080/" "book/06-respond.md, section 'What to answer'"
 }
 
 @test "any other path is 404" {
@@ -64,7 +64,7 @@ field() {
     path=/$(random_word)
     status=$(fetch "http://127.0.0.1:$PORT$path")
     [ "$status" = 404 ] ||
-        fail_because "404 for $path" "$status" "curl -i http://127.0.0.1:8080$path" "book/06-respond.md, 'Routing'"
+        fail_because "404 for $path" "$status" "curl -i http://127.0.0.1:8080$path" "book/06-respond.md, section 'What to answer'"
 }
 
 @test "POST with a body is read whole and answered 200" {
@@ -84,7 +84,7 @@ field() {
     status=$(fetch -X PUT "http://127.0.0.1:$PORT/")
     [ "$status" = 405 ] && [[ $(field Allow) == *GET* ]] ||
         fail_because "405 with an Allow field for PUT" "status $status, Allow '$(field Allow)'" \
-            "curl -i -X PUT http://127.0.0.1:8080/" "book/06-respond.md, 'Routing'"
+            "curl -i -X PUT http://127.0.0.1:8080/" "book/06-respond.md, section 'What to answer'"
     status=$(fetch -X "$(random_word | tr '[:lower:]' '[:upper:]')" "http://127.0.0.1:$PORT/")
     [ "$status" = 501 ] ||
         fail_because "501 for a method nobody defined" "$status" "curl -i -X BREW http://127.0.0.1:8080/"
@@ -96,13 +96,13 @@ field() {
 @test "malformed and oversized requests get their status code and a short body" {
     start_server listening 0
     local status format response count=0
-    while read -r status format; do
+    while IFS=$'\t' read -r status format length character; do
         count=$((count + 1))
-        response=$(raw_request "$format" 3 | tr -d '\r')
+        response=$(send_listed_request "$format" ${length:+"$length" "$character"} 3 | tr -d '\r')
         [[ $response == "HTTP/1.1 $status "*$'\n\n'?* ]] ||
-            fail_because "a $status response with a body to '${format:0:80}'" \
-                "$(head -n 1 <<<"${response:-nothing}")" "$(raw_command "${format:0:80}")" \
-                "book/06-respond.md, 'Errors'"
+            fail_because "a $status response with a body to '$format'" \
+                "$(head -n 1 <<<"${response:-nothing}")" "$(raw_command "$format" ${length:+"$length" "$character"})" \
+                "book/06-respond.md, section 'What to answer'"
     done < <(malformed_requests)
     [ "$count" -eq "$MALFORMED_REQUEST_COUNT" ] # the list itself must not break
 }
@@ -125,7 +125,7 @@ field() {
         fail_because "a whole 413 response to a 300000-byte body the server never reads" \
             "status '$status' (000: the connection was reset before the answer arrived)" \
             "head -c 300000 /dev/zero | curl -i -H 'Expect:' --data-binary @- http://127.0.0.1:8080/" \
-            "book/06-respond.md, 'Closing gracefully'"
+            "book/06-respond.md, section 'Closing without losing the response'"
     local response
     response=$(raw_request "GET / HTTP/1.1\r\nHost: x\r\n\r\n$(head -c 100000 /dev/zero | tr '\0' x)" |
         tr -d '\r' | tail -n 1)
@@ -150,7 +150,7 @@ field() {
     (((16#$ignored >> 12) & 1)) ||
         fail_because "SIGPIPE (13) ignored, as /proc/PID/status SigIgn shows" "SigIgn: $ignored" \
             "grep SigIgn /proc/\$(pgrep -n ${SERVER_NAME##*/})/status" \
-            "book/06-respond.md: a write(2) to a closed connection raises SIGPIPE, signal(7)"
+            "book/06-respond.md, section 'The signal': a write(2) to a closed connection raises SIGPIPE, signal(7)"
 }
 
 @test "logs one access line per request: peer, method, target, status, bytes sent" {
@@ -162,6 +162,6 @@ field() {
     local sent=$((head_size + body_size))
     wait_for_log "^127\.0\.0\.1:$client_port GET $path 404 $sent\$" >/dev/null ||
         fail_because "a line '127.0.0.1:$client_port GET $path 404 $sent' ($sent: the bytes curl received)" \
-            "$(tail -n 1 "$LOG")" "$SERVER_NAME 8080 & curl http://127.0.0.1:8080$path" \
-            "book/06-respond.md, 'The access log'"
+            "$(tail -n 1 "$LOG")" "$(by_hand "curl http://127.0.0.1:8080$path")" \
+            "book/06-respond.md, section 'Each connection'"
 }

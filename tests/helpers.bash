@@ -23,10 +23,12 @@ LOG=
 # Explains a failure the way a reader needs it, then fails the test.
 #   fail_because WHAT-WAS-EXPECTED WHAT-HAPPENED HOW-TO-REPRODUCE [HINT]
 fail_because() {
+    local try=$3
+    [[ $try == *"$SERVER_NAME"* ]] || try="$SERVER_NAME 8080 in one terminal; in another: $try"
     {
         echo "expected:  $1"
-        echo "but:       $2"
-        echo "try it:    $3"
+        echo "but:       $(head -c 600 <<<"$2")"
+        echo "try it:    $try"
         [ -z "${4:-}" ] || echo "hint:      $4"
         if [ -n "$LOG" ] && [ -s "$LOG" ]; then
             echo "the server printed:"
@@ -34,6 +36,12 @@ fail_because() {
         fi
     } >&2
     return 1
+}
+
+# A command line that shows a failure by hand: it starts the server on
+# port 8080, runs CLIENT, and stops the server again.
+by_hand() {
+    printf '%s 8080 & sleep 0.5; %s; kill $!' "$SERVER_NAME" "$1"
 }
 
 # Polls the server's output until a line matches the extended regular
@@ -150,18 +158,27 @@ teardown() {
 # most. (The printf builtin would write line by line; cat writes at once.)
 #   raw_request FORMAT [SECONDS]
 raw_request() {
-    local fd request=$BATS_TEST_TMPDIR/request
     # shellcheck disable=SC2059 # the format is the point
-    printf -- "$1" >"$request"
+    printf -- "$1" >"$BATS_TEST_TMPDIR/request"
+    send_file "$BATS_TEST_TMPDIR/request" "${2:-$WAIT_SECONDS}"
+}
+
+send_file() {
+    local fd
     exec {fd}<>"/dev/tcp/127.0.0.1/$PORT"
-    { cat "$request" >&"$fd"; } 2>/dev/null || true
-    timeout "${2:-$WAIT_SECONDS}" cat <&"$fd" 2>/dev/null || true
+    { cat "$1" >&"$fd"; } 2>/dev/null || true
+    timeout "$2" cat <&"$fd" 2>/dev/null || true
     exec {fd}>&-
 }
 
-# Builds a reproduce line for a raw request.
+# A command that sends a raw request by hand, to a server on port 8080.
+#   raw_command FORMAT [FILLER-LENGTH FILLER-CHARACTER]
 raw_command() {
-    printf "printf '%s' | nc -N 127.0.0.1 8080" "$1"
+    if [ -n "${2:-}" ]; then
+        printf "printf '%s' \"\$(head -c %s /dev/zero | tr '\\\\0' %s)\" | nc -N 127.0.0.1 8080" "$1" "$2" "$3"
+    else
+        printf "printf '%s' | nc -N 127.0.0.1 8080" "$1"
+    fi
 }
 
 # The number of open descriptors of the server, from /proc.
@@ -187,30 +204,38 @@ wait_for_count() {
 # shellcheck disable=SC2034 # used by the .bats files
 MALFORMED_REQUEST_COUNT=17
 
-# The malformed requests and what the server must make of them: a status
-# code, and the request as a printf format. Step 05 logs the status;
-# step 06 answers with it. One per line: STATUS FORMAT.
+# The malformed requests and what the server must make of them, one per
+# line, separated by tabs: the status code (step 05 logs it, step 06
+# answers with it); the request, as a printf format; and for the long
+# ones, the length and the character of a filler that takes its place at %s.
 malformed_requests() {
-    local long_target long_field
-    long_target=/$(head -c 3000 /dev/zero | tr '\0' a)
-    long_field="X-Long: $(head -c 5000 /dev/zero | tr '\0' b)"
-    cat <<REQUESTS
-400 GET /\r\n\r\n
-400 GET / HTTP/1.1 extra\r\nHost: x\r\n\r\n
-400 GET / HTTP/1.1\nHost: x\n\n
-400 GET / HTTP/1.1\r\n\r\n
-400 GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n
-400 GET / HTTP/1.1\r\nHost : x\r\n\r\n
-400 GET / HTTP/1.1\r\nHost: x\r\n folded\r\n\r\n
-400 GET / HTTP/1.1\r\nHost: x\r\nX: a\001b\r\n\r\n
-400 GET nowhere HTTP/1.1\r\nHost: x\r\n\r\n
-400 GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 5x\r\n\r\n
-400 POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd
-400 POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n
-501 POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n
-505 GET / HTTP/2.0\r\nHost: x\r\n\r\n
-413 POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999\r\n\r\n
-414 GET $long_target HTTP/1.1\r\nHost: x\r\n\r\n
-431 GET / HTTP/1.1\r\nHost: x\r\n$long_field\r\n\r\n
+    cat <<'REQUESTS'
+400	GET /\r\n\r\n
+400	GET / HTTP/1.1 extra\r\nHost: x\r\n\r\n
+400	GET / HTTP/1.1\nHost: x\n\n
+400	GET / HTTP/1.1\r\n\r\n
+400	GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n
+400	GET / HTTP/1.1\r\nHost : x\r\n\r\n
+400	GET / HTTP/1.1\r\nHost: x\r\n folded\r\n\r\n
+400	GET / HTTP/1.1\r\nHost: x\r\nX: a\001b\r\n\r\n
+400	GET nowhere HTTP/1.1\r\nHost: x\r\n\r\n
+400	GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 5x\r\n\r\n
+400	POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd
+400	POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n
+501	POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n
+505	GET / HTTP/2.0\r\nHost: x\r\n\r\n
+413	POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999\r\n\r\n
+414	GET /%s HTTP/1.1\r\nHost: x\r\n\r\n	3000	a
+431	GET / HTTP/1.1\r\nHost: x\r\nX-Long: %s\r\n\r\n	5000	b
 REQUESTS
+}
+
+# Sends a request from that list; prints what comes back.
+#   send_listed_request FORMAT [FILLER-LENGTH FILLER-CHARACTER] SECONDS
+send_listed_request() {
+    local format=$1 seconds=${*: -1} filler=''
+    if [ $# -eq 4 ]; then filler=$(head -c "$2" /dev/zero | tr '\0' "$3"); fi
+    # shellcheck disable=SC2059 # the format is the point
+    printf -- "$format" "$filler" >"$BATS_TEST_TMPDIR/request"
+    send_file "$BATS_TEST_TMPDIR/request" "$seconds"
 }

@@ -46,13 +46,13 @@ static void warn(const char *call)
 }
 
 /* ...and we cannot go on without it. */
-static void die(const char *call)
+static _Noreturn void die(const char *call)
 {
     warn(call);
     exit(EXIT_FAILURE);
 }
 
-static void usage(const char *program)
+static _Noreturn void usage(const char *program)
 {
     fprintf(stderr,
             "usage: %s [PORT [ADDRESS]]\n"
