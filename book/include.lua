@@ -14,7 +14,8 @@ what to show, and this filter replaces it when the book is built:
       diff -u between two files
   ```{.console transcript="step04-nc"}```
       what book/transcript prints for that scene: real commands run
-      against the real servers while the book is built
+      against the real servers while the book is built (book/build runs
+      them all beforehand, side by side, into $BOOK_TRANSCRIPTS)
 
 Paths are relative to the top of the repository (book/build runs pandoc
 there). A missing file, region or scene stops the build with a message
@@ -107,7 +108,7 @@ local function run(command)
 end
 
 local function caption(text, block)
-  return pandoc.Div({ pandoc.Para({ pandoc.Code(text) }), block }, { class = "listing" })
+  return pandoc.Div({ pandoc.Para({ pandoc.Code(text) }), block }, pandoc.Attr("", { "listing" }))
 end
 
 local function exists(path)
@@ -132,7 +133,7 @@ function CodeBlock(block)
       label = string.format("%s, lines %d–%d", path, first, last)
     end
     local text = table.concat(lines, "\n", first, last)
-    return caption(label, pandoc.CodeBlock(text, { classes = classes }))
+    return caption(label, pandoc.CodeBlock(text, pandoc.Attr("", classes)))
   end
 
   if attributes.diff then
@@ -153,15 +154,24 @@ function CodeBlock(block)
       fail(old .. " and " .. new .. " are the same: nothing to show")
     end
     return caption("diff -u " .. old .. " " .. new,
-      pandoc.CodeBlock(output:gsub("\n$", ""), { classes = { "diff" } }))
+      pandoc.CodeBlock((output:gsub("\n$", "")), pandoc.Attr("", { "diff" })))
   end
 
   if attributes.transcript then
     local scene = attributes.transcript
-    local output, code = run("book/transcript " .. scene)
+    -- book/build runs every scene at once beforehand, into this folder.
+    local cache = os.getenv("BOOK_TRANSCRIPTS")
+    local file = cache and io.open(cache .. "/" .. scene .. ".txt", "r")
+    local output, code
+    if file then
+      output, code = file:read("a"), 0
+      file:close()
+    else
+      output, code = run("book/transcript " .. scene)
+    end
     if code ~= 0 then
       fail("transcript '" .. scene .. "' failed (exit " .. tostring(code) .. "):\n" .. output)
     end
-    return pandoc.CodeBlock(output:gsub("\n$", ""), { classes = { "console" } })
+    return pandoc.CodeBlock((output:gsub("\n$", "")), pandoc.Attr("", { "console" }))
   end
 end
