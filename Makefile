@@ -23,7 +23,7 @@ FLAGS_STAMP := build/compiler-flags
 $(shell mkdir -p build && echo '$(CC) $(BUILD_CFLAGS) $(LDFLAGS)' | cmp -s - $(FLAGS_STAMP) || \
 	echo '$(CC) $(BUILD_CFLAGS) $(LDFLAGS)' > $(FLAGS_STAMP))
 
-.PHONY: all help run test check bench clean $(addprefix step-,$(STEPS))
+.PHONY: all help run test check bench clean book $(addprefix step-,$(STEPS))
 
 all: $(STEP_BINARIES) ## build the six servers: ./step01 ... ./step06
 
@@ -54,6 +54,9 @@ bench: step06 ## measure step 06 against nginx with one worker (wrk)
 
 clean: ## remove what make built
 	rm -rf $(STEP_BINARIES) build workshop
+
+book: all ## build the book into build/book/ (HTML, EPUB, PDF)
+	@book/build
 
 # Workshop mode and the exercises' answers: tests/workshop/, book/answers/.
 ANSWERS := $(patsubst book/answers/%/server.c,%,$(wildcard book/answers/*/server.c))
