@@ -42,7 +42,7 @@ help: ## list the targets
 run: step06 ## build step 06 and start it on PORT (default 8080)
 	./step06 $(PORT)
 
-test: all ## run every step against its tests and the earlier steps' tests
+test: all answers ## run every step against its tests and the earlier steps', and the answers
 	@tests/run-all
 
 check: ## check a server of yours: make check STEP=04 SERVER=path/to/server
