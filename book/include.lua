@@ -159,6 +159,10 @@ function CodeBlock(block)
 
   if attributes.transcript then
     local scene = attributes.transcript
+    -- tests/book.bats checks the chapters without running the servers.
+    if os.getenv("BOOK_NO_TRANSCRIPTS") then
+      return pandoc.CodeBlock("(transcript " .. scene .. ")", pandoc.Attr("", { "console" }))
+    end
     -- book/build runs every scene at once beforehand, into this folder.
     local cache = os.getenv("BOOK_TRANSCRIPTS")
     local file = cache and io.open(cache .. "/" .. scene .. ".txt", "r")
