@@ -65,6 +65,14 @@ setup() {
     [[ $output == *"not ok"* ]]
 }
 
+@test "the skeleton is step 01 without its socket: skeleton.diff is up to date" {
+    (cd "$top" && diff -u --label steps/01-socket/server.c --label tests/workshop/skeleton.c \
+        steps/01-socket/server.c tests/workshop/skeleton.c | cmp -s - tests/workshop/skeleton.diff) || {
+        echo "step 01 or the skeleton changed: run tests/answers --refresh, then git diff" >&2
+        return 1
+    }
+}
+
 @test "every stage has a note that names its chapter and its system call" {
     local n dir
     for n in 01 02 03 04 05 06; do

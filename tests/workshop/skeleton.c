@@ -25,13 +25,13 @@ enum {
 #define DEFAULT_ADDRESS "127.0.0.1"
 
 /* A system call failed and we cannot go on: say which one, and why. */
-static void die(const char *call)
+static _Noreturn void die(const char *call)
 {
     fprintf(stderr, "%s: %s\n", call, strerror(errno));
     exit(EXIT_FAILURE);
 }
 
-static void usage(const char *program)
+static _Noreturn void usage(const char *program)
 {
     fprintf(stderr,
             "usage: %s [PORT [ADDRESS]]\n"
