@@ -100,8 +100,8 @@ send_in_pieces() {
 
 # Sends a file over a new connection, half-closes (so that the server sees
 # the end of the request at once) and saves what comes back.
-#   send_file INPUT OUTPUT
-send_file() {
+#   send_half_closed INPUT OUTPUT   (helpers.bash has send_file: not the same)
+send_half_closed() {
     timeout "$WAIT_SECONDS" nc -N 127.0.0.1 "$PORT" <"$1" >"$2" 2>/dev/null || true
 }
 

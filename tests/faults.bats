@@ -211,7 +211,7 @@ send_flood() {
     local dir=$1 input first count=0 bad=0
     for input in "$dir"/*; do
         count=$((count + 1))
-        send_file "$input" "$input.answer"
+        send_half_closed "$input" "$input.answer"
         first=$(head -n 1 "$input.answer" | tr -d '\r')
         if answers && [ -n "$first" ] && ! [[ $first =~ ^HTTP/1\.1\ [45][0-9][0-9]\  ]]; then
             echo "# $(basename "$input"): answered '$first'" >&3
