@@ -402,7 +402,7 @@ static struct rejection parse_request_line(char *line, struct request *request)
 {
     char *target = strchr(line, ' ');
     char *version = target == NULL ? NULL : strchr(target + 1, ' ');
-    if (version == NULL)
+    if (version == NULL || strchr(version + 1, ' ') != NULL)
         return reject(400, "request line is not METHOD TARGET VERSION");
     *target++ = '\0';
     *version++ = '\0';
