@@ -73,7 +73,7 @@ field() {
     [ -n "$ipv6" ] && [ "$ipv6" != "$ipv4" ] ||
         fail_because "a second line 'created IPv6 socket fd N in process PID', N not $ipv4" \
             "$(grep -c created "$LOG") 'created' line(s)" "$SERVER_NAME" \
-            "book/01-socket.md, 'Exercises'"
+            "book/01-socket.md, section 'Exercises'"
     grep -Eq "socket\(AF_INET6, SOCK_STREAM\|SOCK_CLOEXEC, [A-Z_]+\) = $ipv6\$" "$TRACE" ||
         fail_because "socket(AF_INET6, SOCK_STREAM|SOCK_CLOEXEC, 0) = $ipv6 in the trace" \
             "$(grep socket "$TRACE")" "strace -e trace=socket $SERVER_NAME"
@@ -91,7 +91,7 @@ field() {
     line=$(wait_for_log '^listening on http://\[::1\]:[0-9]+/$') || true
     [ "$line" = "listening on http://[::1]:$PORT/" ] ||
         fail_because "a line 'listening on http://[::1]:$PORT/', the IPv4 socket's port" \
-            "${line:-no such line}" "$SERVER_NAME 0" "book/03-listen.md, 'Exercises'"
+            "${line:-no such line}" "$SERVER_NAME 0" "book/03-listen.md, section 'Exercises'"
     ss -ltnH "sport = :$PORT" | grep -q "\[::1\]:$PORT" ||
         fail_because "'ss -ltn' to list [::1]:$PORT in state LISTEN" "$(ss -ltnH "sport = :$PORT")" \
             "$SERVER_NAME 8080 & ss -ltn"
@@ -126,7 +126,7 @@ field() {
             fail_because "line $i of $count: 'accepted 127.0.0.1:PORT on fd N (connection #$i)'" \
                 "'${line:-no such line}'" \
                 "$SERVER_NAME 8080 & for i in 1 2 3; do nc -z 127.0.0.1 8080; done" \
-                "book/04-accept.md, 'Exercises'"
+                "book/04-accept.md, section 'Exercises'"
     done
 }
 
@@ -143,7 +143,7 @@ field() {
         fail_because "lines 'path: $path' and 'query: $query'" \
             "$(grep -E '^(request|path|query):' "$LOG" || echo 'neither')" \
             "$(raw_command "GET $path?$query HTTP/1.1\r\nHost: x\r\n\r\n")" \
-            "book/05-parse.md, 'Exercises'"
+            "book/05-parse.md, section 'Exercises'"
 }
 
 # bats test_tags=exercise
@@ -177,7 +177,7 @@ field() {
         [ "$(field Content-Type)" = 'text/html; charset=utf-8' ] && [ "$(field Content-Length)" = "$size" ] ||
         fail_because "200, text/html, a true Content-Length and a page that says 'about'" \
             "status $status: $(tr -d '\r' <"$BATS_TEST_TMPDIR/head" | tr '\n' '|') $(head -c 80 "$BATS_TEST_TMPDIR/body")" \
-            "$SERVER_NAME 8080 & curl -i http://127.0.0.1:8080/about" "book/06-respond.md, 'Exercises'"
+            "$SERVER_NAME 8080 & curl -i http://127.0.0.1:8080/about" "book/06-respond.md, section 'Exercises'"
     local head=$BATS_TEST_TMPDIR/head-only
     raw_request 'HEAD /about HTTP/1.1\r\nHost: x\r\n\r\n' >"$head"
     grep -q '^HTTP/1.1 200 ' "$head" && grep -q "^Content-Length: $size"$'\r$' "$head" &&
@@ -205,7 +205,7 @@ field() {
             fail_because "200, text/plain, Content-Length: $size and the $size bytes sent" \
                 "status $status, $(wc -c <"$BATS_TEST_TMPDIR/body") bytes: $(tr -d '\r' <"$BATS_TEST_TMPDIR/head" | tr '\n' '|')" \
                 "head -c $size /dev/urandom | curl -i -H 'Expect:' --data-binary @- http://127.0.0.1:8080/echo" \
-                "book/06-respond.md, 'Exercises'"
+                "book/06-respond.md, section 'Exercises'"
     done
 }
 
