@@ -53,7 +53,7 @@ bench: step06 ## measure step 06 against nginx with one worker (wrk)
 	@tests/bench
 
 clean: ## remove what make built
-	rm -rf $(STEP_BINARIES) build workshop
+	rm -rf $(STEP_BINARIES) build
 
 book: all ## build the book into build/book/ (HTML, EPUB, PDF)
 	@book/build

@@ -60,18 +60,23 @@ load helpers
 
 @test "takes a body that comes with the head, and one that comes later" {
     start_server listening 0
-    raw_request 'POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello' >/dev/null
-    wait_for_log '^body: 5 bytes$' >/dev/null ||
-        fail_because "'body: 5 bytes' for a body sent in the same write as the head" \
-            "$(tail -n 3 "$LOG")" "$(raw_command 'POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello')"
-    local fd
+    local body first second request
+    body=$(random_word)$(random_word | head -c $((RANDOM % 10)))
+    request="POST / HTTP/1.1\\r\\nHost: x\\r\\nContent-Length: ${#body}\\r\\n\\r\\n$body"
+    raw_request "$request" >/dev/null
+    wait_for_log "^body: ${#body} bytes\$" >/dev/null ||
+        fail_because "'body: ${#body} bytes' for a body sent in the same write as the head" \
+            "$(tail -n 3 "$LOG")" "$(raw_command "$request")" "book/05-parse.md, section 'The body'"
+    first=$(random_word)
+    second=$(random_word)$(random_word)
+    local fd length=$((${#first} + ${#second}))
     exec {fd}<>"/dev/tcp/127.0.0.1/$PORT"
-    printf 'POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 7\r\n\r\nab' >&"$fd"
+    printf 'POST / HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s' "$length" "$first" >&"$fd"
     sleep 0.05 # let the server read the head and the first bytes alone
-    { printf 'cdefg' >&"$fd"; } 2>/dev/null || true # checked below
-    wait_for_log '^body: 7 bytes$' >/dev/null ||
-        fail_because "'body: 7 bytes' for a body sent in two parts" "$(tail -n 3 "$LOG")" \
-            "(printf 'POST / HTTP/1.1\\r\\nHost: x\\r\\nContent-Length: 7\\r\\n\\r\\nab'; sleep 1; printf cdefg) | nc 127.0.0.1 8080" \
+    { printf '%s' "$second" >&"$fd"; } 2>/dev/null || true # checked below
+    wait_for_log "^body: $length bytes\$" >/dev/null ||
+        fail_because "'body: $length bytes' for a body sent in two parts" "$(tail -n 3 "$LOG")" \
+            "(printf 'POST / HTTP/1.1\\r\\nHost: x\\r\\nContent-Length: $length\\r\\n\\r\\n$first'; sleep 1; printf $second) | nc 127.0.0.1 8080" \
             "book/05-parse.md, section 'The body'"
     exec {fd}>&-
 }

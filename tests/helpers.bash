@@ -117,12 +117,29 @@ start_traced_server() {
     await_stage "$stage" "$@"
 }
 
+# The line each stage prints when it is ready, as a reader would write it,
+# and the chapter that shows it.
+ready_example() {
+    case $1 in
+    socket) echo "'created socket fd 3 in process PID'" ;;
+    bound) echo "'bound to 127.0.0.1:PORT', after 'created socket ...'" ;;
+    listening) echo "'listening on http://127.0.0.1:PORT/', after 'bound to ...'" ;;
+    esac
+}
+ready_hint() {
+    case $1 in
+    socket) echo "book/01-socket.md, section 'Build and run'" ;;
+    bound) echo "book/02-bind.md, section 'Build and run'" ;;
+    listening) echo "book/03-listen.md, section 'Build and run'" ;;
+    esac
+}
+
 await_stage() {
     local stage=$1 line
     shift
     if ! line=$(wait_for_log "$(ready_pattern "$stage")"); then
-        fail_because "a line matching '$(ready_pattern "$stage")' within $WAIT_SECONDS s" \
-            "$(server_state)" "$SERVER_NAME $*"
+        fail_because "a line like $(ready_example "$stage") within $WAIT_SECONDS s" \
+            "$(server_state)" "$SERVER_NAME $*" "$(ready_hint "$stage")"
         return 1
     fi
     PORT=$(grep -E -o ':[0-9]+' <<<"$line" | tail -n 1 | tr -d :)
@@ -133,7 +150,7 @@ server_state() {
         wait "$SERVER_PID" 2>/dev/null
         echo "the server exited with status $?"
     else
-        echo "the server did not print it"
+        echo "the server is running, and its last line is: $(tail -n 1 "$LOG" 2>/dev/null)"
     fi
 }
 
