@@ -166,8 +166,14 @@ stop_server() {
     SERVER_PID='' TRACER_PID=
 }
 
+# Stops the server, and fails the test if a sanitizer (make test
+# SANITIZE=1) reported anything, even after the test's last check.
 teardown() {
     stop_server
+    if [ -n "$LOG" ] && grep -Eq 'runtime error:|AddressSanitizer|LeakSanitizer' "$LOG"; then
+        fail_because "no sanitizer report in the server's output" \
+            "$(grep -E -m 1 'runtime error:|Sanitizer' "$LOG")" "make test SANITIZE=1"
+    fi
 }
 
 # Sends bytes (a printf format) over a new connection, in one write(2),

@@ -9,7 +9,7 @@
         count=$((count + 1))
         grep -Fxq -e "## $section" -e "### $section" "$chapter" 2>/dev/null ||
             missing+="    $chapter: '$section'"$'\n'
-    done < <(grep -Eoh "book/[0-9a-z-]+\.md, section '[^']+'" tests/0*.bats |
+    done < <(grep -Eoh "book/[0-9a-z-]+\.md, section '[^']+'" tests/0*.bats tests/answers.bats |
         grep -v '[$]' | sed "s/, section '/\t/; s/'\$//" | sort -u)
     [ "$count" -gt 20 ] || { echo "found only $count hints: has their form changed?" >&2; return 1; }
     [ -z "$missing" ] || {
