@@ -15,6 +15,21 @@ free_port() {
     [ "$status" -eq 0 ] && echo "$port" # no port: the test stops at port=$(free_port)
 }
 
+# Runs a server that should fail to bind and exit: sets STATUS and ERR
+# (its stderr), and fails the test if it is still running after the wait.
+#   run_failing_bind TRY-IT-COMMAND COMMAND...
+run_failing_bind() {
+    local try=$1
+    shift
+    STATUS=0
+    timeout "$WAIT_SECONDS" "$@" >/dev/null 2>"$BATS_TEST_TMPDIR/err" </dev/null || STATUS=$?
+    ERR=$(cat "$BATS_TEST_TMPDIR/err")
+    [ "$STATUS" -ne 124 ] ||
+        fail_because "the server to exit with status 1 when bind(2) fails" \
+            "it was still running after $WAIT_SECONDS s" "$try" \
+            "book/02-bind.md, section 'What can go wrong'"
+}
+
 # bats test_tags=ladder
 @test "prints the address it bound, with the port the kernel picked for port 0" {
     start_server bound 0
@@ -56,20 +71,14 @@ free_port() {
         [ -n "$port" ] || sleep 0.02
     done
     local status=0
-    timeout "$WAIT_SECONDS" "$SERVER" "$port" >"$BATS_TEST_TMPDIR/out" 2>"$BATS_TEST_TMPDIR/err" </dev/null ||
-        status=$?
+    run_failing_bind "nc -l 127.0.0.1 $port & $SERVER_NAME $port" "$SERVER" "$port" || status=1
     kill "$nc_pid" 2>/dev/null || true
     wait "$nc_pid" 2>/dev/null || true
-    [ "$status" -ne 124 ] ||
-        fail_because "the server to exit with status 1 when bind(2) fails" \
-            "it was still running after $WAIT_SECONDS s" "nc -l 127.0.0.1 $port & $SERVER_NAME $port" \
-            "book/02-bind.md, section 'What can go wrong'"
-    local err
-    err=$(cat "$BATS_TEST_TMPDIR/err")
-    [ "$status" -eq 1 ] && [[ $err == *"127.0.0.1:$port"* ]] && [[ $err == *"Address already in use"* ]] &&
-        [ "$(wc -l <<<"$err")" -eq 1 ] ||
+    [ "$status" -eq 0 ] || return 1
+    [ "$STATUS" -eq 1 ] && [[ $ERR == *"127.0.0.1:$port"* ]] && [[ $ERR == *"Address already in use"* ]] &&
+        [ "$(wc -l <<<"$ERR")" -eq 1 ] ||
         fail_because "exit status 1 and one line on stderr such as 'bind 127.0.0.1:$port: Address already in use'" \
-            "status $status, stderr: ${err:-nothing}" \
+            "status $STATUS, stderr: ${ERR:-nothing}" \
             "nc -l 127.0.0.1 $port & $SERVER_NAME $port" "book/02-bind.md, section 'What can go wrong'"
 }
 
@@ -80,17 +89,9 @@ free_port() {
         as_user=(setpriv --reuid=nobody --regid=nogroup --clear-groups)
         "${as_user[@]}" test -x "$SERVER" || skip "user nobody cannot run $SERVER here"
     fi
-    local status=0
-    timeout "$WAIT_SECONDS" "${as_user[@]}" "$SERVER" 80 >/dev/null 2>"$BATS_TEST_TMPDIR/err" </dev/null ||
-        status=$?
-    [ "$status" -ne 124 ] ||
-        fail_because "the server to exit with status 1 when bind(2) fails" \
-            "it was still running after $WAIT_SECONDS s" "$SERVER_NAME 80   # as a user, not root" \
-            "book/02-bind.md, section 'What can go wrong'"
-    local err
-    err=$(cat "$BATS_TEST_TMPDIR/err")
-    [ "$status" -eq 1 ] && [[ $err == *"127.0.0.1:80"*"Permission denied"* ]] ||
+    run_failing_bind "$SERVER_NAME 80   # as a user, not root" "${as_user[@]}" "$SERVER" 80
+    [ "$STATUS" -eq 1 ] && [[ $ERR == *"127.0.0.1:80"*"Permission denied"* ]] ||
         fail_because "exit status 1 and 'bind 127.0.0.1:80: Permission denied' on stderr" \
-            "status $status, stderr: ${err:-nothing}" "$SERVER_NAME 80   # as a user, not root" \
+            "status $STATUS, stderr: ${ERR:-nothing}" "$SERVER_NAME 80   # as a user, not root" \
             "book/02-bind.md, section 'What can go wrong'"
 }
