@@ -3,7 +3,6 @@
 STEPS := 01 02 03 04 05 06
 STEP_BINARIES := $(addprefix step,$(STEPS))
 
-CC ?= cc
 CFLAGS ?= -O2 -g
 # Not optional: every step must build clean under C17 and these warnings.
 STRICT_CFLAGS := -std=c17 -Wall -Wextra -Wpedantic -Werror

@@ -26,6 +26,8 @@ enum {
 };
 #define DEFAULT_ADDRESS "127.0.0.1"
 
+/* ==== The command line and the log ==== */
+
 /* A system call failed and we cannot go on: say which one, and why. */
 static _Noreturn void die(const char *call)
 {
@@ -87,6 +89,8 @@ static void flush_log(void)
         die("fflush");
 }
 
+/* ==== The socket ==== */
+
 /* socket(2): a TCP endpoint over IPv4. SOCK_CLOEXEC closes it in any
    program we might exec(3), so descriptors never leak into children. */
 static int create_socket(void)
@@ -97,6 +101,8 @@ static int create_socket(void)
     printf("created socket fd %d in process %ld\n", fd, (long)getpid());
     return fd;
 }
+
+/* ==== Running the server ==== */
 
 /* There is nothing more to do yet: sleep until a signal, such as the
    SIGINT that Ctrl-C sends, ends the process, so that you can look at it

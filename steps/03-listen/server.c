@@ -28,6 +28,8 @@ enum {
 };
 #define DEFAULT_ADDRESS "127.0.0.1"
 
+/* ==== The command line and the log ==== */
+
 /* A system call failed and we cannot go on: say which one, and why. */
 static _Noreturn void die(const char *call)
 {
@@ -82,13 +84,15 @@ static struct sockaddr_in parse_arguments(int argc, char *argv[])
 }
 
 /* Writes an address as people read it: "127.0.0.1:8080". */
-static void format_endpoint(const struct sockaddr_in *address, char text[ENDPOINT_TEXT_MAX])
+static void format_endpoint(const struct sockaddr_in *address,
+                            char text[ENDPOINT_TEXT_MAX])
 {
     char host[INET_ADDRSTRLEN];
 
     if (inet_ntop(AF_INET, &address->sin_addr, host, sizeof host) == NULL)
         die("inet_ntop");
-    snprintf(text, ENDPOINT_TEXT_MAX, "%s:%u", host, (unsigned)ntohs(address->sin_port));
+    snprintf(text, ENDPOINT_TEXT_MAX, "%s:%u", host,
+             (unsigned)ntohs(address->sin_port));
 }
 
 /* stdout is fully buffered when it is not a terminal: a pipe, a file.
@@ -98,6 +102,8 @@ static void flush_log(void)
     if (fflush(stdout) == EOF)
         die("fflush");
 }
+
+/* ==== The socket ==== */
 
 /* socket(2): a TCP endpoint over IPv4. SOCK_CLOEXEC closes it in any
    program we might exec(3), so descriptors never leak into children. */
@@ -146,6 +152,8 @@ static void start_listening(int fd)
     if (listen(fd, LISTEN_BACKLOG) < 0)
         die("listen");
 }
+
+/* ==== Running the server ==== */
 
 /* There is nothing more to do yet: sleep until a signal, such as the
    SIGINT that Ctrl-C sends, ends the process, so that you can look at it

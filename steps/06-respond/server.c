@@ -31,17 +31,21 @@ enum {
     ENDPOINT_TEXT_MAX = INET_ADDRSTRLEN + sizeof ":65535",
     LISTEN_BACKLOG = 128, /* connections the kernel queues for us */
     REQUEST_TIMEOUT_SECONDS = 5, /* to send a whole request */
+    MICROSECONDS_PER_SECOND = 1000000,
     HEAD_MAX = 8192, /* request line and header fields */
     TARGET_MAX = 2048, /* longer request-target: 414 */
     FIELD_LINE_MAX = 4096, /* one header field line */
     FIELDS_MAX = 32, /* header field lines */
     BODY_MAX = 64 * 1024, /* larger body: 413 */
     LINGER_SECONDS = 2, /* to wait for the client to close */
+    DISCARD_BUFFER_SIZE = 512, /* bytes read at a time while we wait */
     RESPONSE_BODY_MAX = 256,
     RESPONSE_MAX = 1024, /* status line, header fields and body */
     DATE_MAX = sizeof "Sun, 06 Nov 1994 08:49:37 GMT",
 };
 #define DEFAULT_ADDRESS "127.0.0.1"
+
+/* ==== The command line and the log ==== */
 
 /* A system call failed: say which one, and why. */
 static void warn(const char *call)
@@ -103,13 +107,15 @@ static struct sockaddr_in parse_arguments(int argc, char *argv[])
 }
 
 /* Writes an address as people read it: "127.0.0.1:8080". */
-static void format_endpoint(const struct sockaddr_in *address, char text[ENDPOINT_TEXT_MAX])
+static void format_endpoint(const struct sockaddr_in *address,
+                            char text[ENDPOINT_TEXT_MAX])
 {
     char host[INET_ADDRSTRLEN];
 
     if (inet_ntop(AF_INET, &address->sin_addr, host, sizeof host) == NULL)
         die("inet_ntop");
-    snprintf(text, ENDPOINT_TEXT_MAX, "%s:%u", host, (unsigned)ntohs(address->sin_port));
+    snprintf(text, ENDPOINT_TEXT_MAX, "%s:%u", host,
+             (unsigned)ntohs(address->sin_port));
 }
 
 /* stdout is fully buffered when it is not a terminal: a pipe, a file.
@@ -119,6 +125,8 @@ static void flush_log(void)
     if (fflush(stdout) == EOF)
         die("fflush");
 }
+
+/* ==== The socket ==== */
 
 /* socket(2): a TCP endpoint over IPv4. SOCK_CLOEXEC closes it in any
    program we might exec(3), so descriptors never leak into children. */
@@ -168,6 +176,8 @@ static void start_listening(int fd)
         die("listen");
 }
 
+/* ==== Connections ==== */
+
 /* accept(2) takes the next connection from the queue and gives it a
    descriptor of its own. accept4 sets close-on-exec at once, as socket(2)
    did for the listening socket. */
@@ -195,6 +205,8 @@ static void close_connection(int fd)
     if (close(fd) < 0)
         warn("close");
 }
+
+/* ==== Reading a request ==== */
 
 /* A header field line, split at its colon. */
 struct field {
@@ -251,7 +263,7 @@ static long long now_microseconds(void)
 
     if (clock_gettime(CLOCK_MONOTONIC, &now) < 0)
         die("clock_gettime");
-    return (long long)now.tv_sec * 1000000 + now.tv_nsec / 1000;
+    return (long long)now.tv_sec * MICROSECONDS_PER_SECOND + now.tv_nsec / 1000;
 }
 
 /* read(2), but never past the deadline. SO_RCVTIMEO (socket(7)) makes a
@@ -267,7 +279,8 @@ static ssize_t receive(int fd, char *buffer, size_t size, long long deadline)
         return -1;
     }
     /* At least 1 µs is left, so the timeout is never 0, "wait forever". */
-    struct timeval timeout = {.tv_sec = left / 1000000, .tv_usec = left % 1000000};
+    struct timeval timeout = {.tv_sec = left / MICROSECONDS_PER_SECOND,
+                              .tv_usec = left % MICROSECONDS_PER_SECOND};
     if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout) < 0)
         return -1;
 
@@ -282,8 +295,8 @@ static ssize_t receive(int fd, char *buffer, size_t size, long long deadline)
 static struct rejection receive_more(int fd, struct received *received, size_t limit,
                                      long long deadline)
 {
-    ssize_t count =
-        receive(fd, received->bytes + received->length, limit - received->length, deadline);
+    ssize_t count = receive(fd, received->bytes + received->length,
+                            limit - received->length, deadline);
     if (count > 0) {
         received->length += (size_t)count;
         return NOT_REJECTED;
@@ -317,13 +330,13 @@ static size_t find_head_end(const char *bytes, size_t length, size_t from)
 
 /* Reads until the head is complete, however the bytes arrive: all at
    once, a byte at a time, or with part of the body. */
-static struct rejection read_head(int fd, struct received *received, struct request *request,
-                                  long long deadline)
+static struct rejection read_head(int fd, struct received *received,
+                                  struct request *request, long long deadline)
 {
     size_t scanned = 0;
 
-    while ((request->head_length = find_head_end(received->bytes, received->length, scanned)) ==
-           0) {
+    while ((request->head_length =
+                find_head_end(received->bytes, received->length, scanned)) == 0) {
         if (received->length == HEAD_MAX) {
             /* RFC 9112, section 3: a request line too long to read is 414. */
             if (memchr(received->bytes, '\n', received->length) == NULL)
@@ -337,6 +350,8 @@ static struct rejection read_head(int fd, struct received *received, struct requ
     }
     return NOT_REJECTED;
 }
+
+/* ==== Parsing the head ==== */
 
 /* tchar, RFC 9110 section 5.6.2: what methods and field names are made of. */
 static bool is_token_char(unsigned char c)
@@ -457,7 +472,8 @@ static struct rejection parse_field_line(char *line, struct request *request)
     trim_trailing_spaces(value);
     if (!is_field_value(value))
         return reject(400, "control character in a header field value");
-    request->fields[request->field_count++] = (struct field){.name = line, .value = value};
+    request->fields[request->field_count++] =
+        (struct field){.name = line, .value = value};
 
     if (strcasecmp(line, "Host") == 0)
         request->host_count++;
@@ -511,10 +527,12 @@ static struct rejection parse_head(char *head, size_t length, struct request *re
     return rejection;
 }
 
+/* ==== The body, and the whole request ==== */
+
 /* Reads the rest of a Content-Length body: part of it, or all of it, may
    have come with the head. */
-static struct rejection read_body(int fd, struct received *received, struct request *request,
-                                  long long deadline)
+static struct rejection read_body(int fd, struct received *received,
+                                  struct request *request, long long deadline)
 {
     size_t end = request->head_length + request->body_length;
 
@@ -527,9 +545,11 @@ static struct rejection read_body(int fd, struct received *received, struct requ
     return NOT_REJECTED;
 }
 
-static struct rejection read_request(int fd, struct received *received, struct request *request)
+static struct rejection read_request(int fd, struct received *received,
+                                     struct request *request)
 {
-    long long deadline = now_microseconds() + REQUEST_TIMEOUT_SECONDS * 1000000LL;
+    long long deadline = now_microseconds() +
+                         (long long)REQUEST_TIMEOUT_SECONDS * MICROSECONDS_PER_SECOND;
 
     struct rejection rejection = read_head(fd, received, request, deadline);
     if (!rejected(rejection))
@@ -555,6 +575,8 @@ static void print_rejection(struct rejection rejection)
         printf("rejected with %d: %s\n", rejection.status, rejection.reason);
 }
 
+/* ==== Answering ==== */
+
 /* What we send back. The body is text, so it can be built with snprintf. */
 struct response {
     int status;
@@ -563,7 +585,8 @@ struct response {
 };
 
 static const char HELLO_PAGE[] = "<h1>hello world</h1>\n";
-static const char ALLOWED_METHODS[] = "GET, HEAD, POST";
+/* Sent with 405, RFC 9110 section 15.5.6: the methods we do serve. */
+static const char ALLOW_FIELD[] = "Allow: GET, HEAD, POST\r\n";
 
 /* RFC 9110, section 15. */
 static const char *reason_phrase(int status)
@@ -586,9 +609,10 @@ static const char *reason_phrase(int status)
 
 static struct response error_response(int status, const char *reason)
 {
-    struct response response = {.status = status, .content_type = "text/plain; charset=utf-8"};
-    snprintf(response.body, sizeof response.body, "%d %s: %s\n", status, reason_phrase(status),
-             reason);
+    struct response response = {.status = status,
+                                .content_type = "text/plain; charset=utf-8"};
+    snprintf(response.body, sizeof response.body, "%d %s: %s\n", status,
+             reason_phrase(status), reason);
     return response;
 }
 
@@ -612,14 +636,16 @@ static struct response route(const struct request *request)
     bool is_post = strcmp(request->method, "POST") == 0;
 
     if (!is_get_or_head && !is_post)
-        return is_known_method(request->method) ? error_response(405, "method not allowed")
-                                                : error_response(501, "unknown method");
+        return is_known_method(request->method)
+                   ? error_response(405, "method not allowed")
+                   : error_response(501, "unknown method");
     if (strcmp(request->target, "/") != 0)
         return error_response(404, "no such page");
     if (is_post && request->content_length == NULL)
         return error_response(411, "POST needs a Content-Length");
 
-    struct response response = {.status = 200, .content_type = "text/html; charset=utf-8"};
+    struct response response = {.status = 200,
+                                .content_type = "text/html; charset=utf-8"};
     if (is_post)
         snprintf(response.body, sizeof response.body, "<p>received %lu bytes</p>\n",
                  request->body_length);
@@ -662,27 +688,27 @@ static size_t write_all(int fd, const char *bytes, size_t length)
 /* Sends the status line, the header fields and, unless the request was
    HEAD, the body, in one write. The response is far smaller than a
    socket's send buffer, so write(2) never has to wait for the client. */
-static size_t send_response(int fd, const struct request *request, const struct response *response)
+static size_t send_response(int fd, const struct request *request,
+                            const struct response *response)
 {
     bool is_head = request->method != NULL && strcmp(request->method, "HEAD") == 0;
     char date[DATE_MAX];
     char bytes[RESPONSE_MAX];
 
     format_http_date(date);
-    int length =
-        snprintf(bytes, sizeof bytes,
-                 "HTTP/1.1 %d %s\r\n"
-                 "Date: %s\r\n"
-                 "Content-Type: %s\r\n"
-                 "Content-Length: %zu\r\n"
-                 "%s%s%s"
-                 "Connection: close\r\n"
-                 "\r\n"
-                 "%s",
-                 response->status, reason_phrase(response->status), date, response->content_type,
-                 strlen(response->body), response->status == 405 ? "Allow: " : "",
-                 response->status == 405 ? ALLOWED_METHODS : "",
-                 response->status == 405 ? "\r\n" : "", is_head ? "" : response->body);
+    int length = snprintf(bytes, sizeof bytes,
+                          "HTTP/1.1 %d %s\r\n"
+                          "Date: %s\r\n"
+                          "Content-Type: %s\r\n"
+                          "Content-Length: %zu\r\n"
+                          "%s"
+                          "Connection: close\r\n"
+                          "\r\n"
+                          "%s",
+                          response->status, reason_phrase(response->status), date,
+                          response->content_type, strlen(response->body),
+                          response->status == 405 ? ALLOW_FIELD : "",
+                          is_head ? "" : response->body);
     if (length < 0 || (size_t)length >= sizeof bytes) {
         fprintf(stderr, "response does not fit in %d bytes\n", RESPONSE_MAX);
         return 0;
@@ -710,8 +736,9 @@ static bool has_unread_bytes(int fd)
 static void close_after_response(int fd, bool read_whole_request)
 {
     if (!read_whole_request || has_unread_bytes(fd)) {
-        char discard[512];
-        long long deadline = now_microseconds() + LINGER_SECONDS * 1000000LL;
+        char discard[DISCARD_BUFFER_SIZE];
+        long long deadline =
+            now_microseconds() + (long long)LINGER_SECONDS * MICROSECONDS_PER_SECOND;
 
         if (shutdown(fd, SHUT_WR) < 0)
             warn("shutdown");
@@ -721,11 +748,14 @@ static void close_after_response(int fd, bool read_whole_request)
     close_connection(fd);
 }
 
-static void log_access(const char *peer, const struct request *request, int status, size_t sent)
+static void log_access(const char *peer, const struct request *request, int status,
+                       size_t sent)
 {
     printf("%s %s %s %d %zu\n", peer, request->method ? request->method : "-",
            request->target ? request->target : "-", status, sent);
 }
+
+/* ==== Running the server ==== */
 
 /* Reads one request, answers it and closes the connection. */
 static void handle_connection(int fd, const char *peer)
@@ -744,12 +774,14 @@ static void handle_connection(int fd, const char *peer)
         close_connection(fd); /* the client is gone: nobody to answer */
         return;
     }
-    struct response response =
-        rejected(rejection) ? error_response(rejection.status, rejection.reason) : route(&request);
+    struct response response = rejected(rejection)
+                                   ? error_response(rejection.status, rejection.reason)
+                                   : route(&request);
     size_t sent = send_response(fd, &request, &response);
     log_access(peer, &request, response.status, sent);
     close_after_response(fd, !rejected(rejection) &&
-                                 received.length == request.head_length + request.body_length);
+                                 received.length ==
+                                     request.head_length + request.body_length);
 }
 
 /* One client at a time: accept, serve, close, and again. */

@@ -24,6 +24,8 @@ enum {
 };
 #define DEFAULT_ADDRESS "127.0.0.1"
 
+/* ==== The command line and the log ==== */
+
 /* A system call failed and we cannot go on: say which one, and why. */
 static _Noreturn void die(const char *call)
 {
@@ -84,6 +86,10 @@ static void flush_log(void)
     if (fflush(stdout) == EOF)
         die("fflush");
 }
+
+/* ==== The socket ==== */
+
+/* ==== Running the server ==== */
 
 /* There is nothing more to do yet: sleep until a signal, such as the
    SIGINT that Ctrl-C sends, ends the process, so that you can look at it

@@ -29,6 +29,8 @@ enum {
 };
 #define DEFAULT_ADDRESS "127.0.0.1"
 
+/* ==== The command line and the log ==== */
+
 /* A system call failed and we cannot go on: say which one, and why. */
 static _Noreturn void die(const char *call)
 {
@@ -90,6 +92,8 @@ static void flush_log(void)
         die("fflush");
 }
 
+/* ==== The socket ==== */
+
 /* socket(2): a TCP endpoint over IPv4. SOCK_CLOEXEC closes it in any
    program we might exec(3), so descriptors never leak into children. */
 static int create_socket(void)
@@ -100,6 +104,8 @@ static int create_socket(void)
     printf("created socket fd %d in process %ld\n", fd, (long)getpid());
     return fd;
 }
+
+/* ==== Running the server ==== */
 
 /* The same for IPv6, ipv6(7): only the address family changes. A new
    descriptor is the lowest free number, so usually one more than the first. */

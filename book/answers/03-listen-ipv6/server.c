@@ -30,6 +30,8 @@ enum {
 };
 #define DEFAULT_ADDRESS "127.0.0.1"
 
+/* ==== The command line and the log ==== */
+
 /* A system call failed and we cannot go on: say which one, and why. */
 static _Noreturn void die(const char *call)
 {
@@ -84,13 +86,15 @@ static struct sockaddr_in parse_arguments(int argc, char *argv[])
 }
 
 /* Writes an address as people read it: "127.0.0.1:8080". */
-static void format_endpoint(const struct sockaddr_in *address, char text[ENDPOINT_TEXT_MAX])
+static void format_endpoint(const struct sockaddr_in *address,
+                            char text[ENDPOINT_TEXT_MAX])
 {
     char host[INET_ADDRSTRLEN];
 
     if (inet_ntop(AF_INET, &address->sin_addr, host, sizeof host) == NULL)
         die("inet_ntop");
-    snprintf(text, ENDPOINT_TEXT_MAX, "%s:%u", host, (unsigned)ntohs(address->sin_port));
+    snprintf(text, ENDPOINT_TEXT_MAX, "%s:%u", host,
+             (unsigned)ntohs(address->sin_port));
 }
 
 /* stdout is fully buffered when it is not a terminal: a pipe, a file.
@@ -100,6 +104,8 @@ static void flush_log(void)
     if (fflush(stdout) == EOF)
         die("fflush");
 }
+
+/* ==== The socket ==== */
 
 /* socket(2): a TCP endpoint over IPv4. SOCK_CLOEXEC closes it in any
    program we might exec(3), so descriptors never leak into children. */
@@ -148,6 +154,8 @@ static void start_listening(int fd)
     if (listen(fd, LISTEN_BACKLOG) < 0)
         die("listen");
 }
+
+/* ==== Running the server ==== */
 
 /* The same socket for IPv6, ipv6(7). IPV6_V6ONLY keeps it to IPv6,
    whatever the system's default (net.ipv6.bindv6only): IPv4 is the first

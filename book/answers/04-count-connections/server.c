@@ -31,6 +31,8 @@ enum {
 };
 #define DEFAULT_ADDRESS "127.0.0.1"
 
+/* ==== The command line and the log ==== */
+
 /* A system call failed: say which one, and why. */
 static void warn(const char *call)
 {
@@ -91,13 +93,15 @@ static struct sockaddr_in parse_arguments(int argc, char *argv[])
 }
 
 /* Writes an address as people read it: "127.0.0.1:8080". */
-static void format_endpoint(const struct sockaddr_in *address, char text[ENDPOINT_TEXT_MAX])
+static void format_endpoint(const struct sockaddr_in *address,
+                            char text[ENDPOINT_TEXT_MAX])
 {
     char host[INET_ADDRSTRLEN];
 
     if (inet_ntop(AF_INET, &address->sin_addr, host, sizeof host) == NULL)
         die("inet_ntop");
-    snprintf(text, ENDPOINT_TEXT_MAX, "%s:%u", host, (unsigned)ntohs(address->sin_port));
+    snprintf(text, ENDPOINT_TEXT_MAX, "%s:%u", host,
+             (unsigned)ntohs(address->sin_port));
 }
 
 /* stdout is fully buffered when it is not a terminal: a pipe, a file.
@@ -107,6 +111,8 @@ static void flush_log(void)
     if (fflush(stdout) == EOF)
         die("fflush");
 }
+
+/* ==== The socket ==== */
 
 /* socket(2): a TCP endpoint over IPv4. SOCK_CLOEXEC closes it in any
    program we might exec(3), so descriptors never leak into children. */
@@ -156,6 +162,8 @@ static void start_listening(int fd)
         die("listen");
 }
 
+/* ==== Connections ==== */
+
 /* accept(2) takes the next connection from the queue and gives it a
    descriptor of its own. accept4 sets close-on-exec at once, as socket(2)
    did for the listening socket. */
@@ -184,6 +192,8 @@ static void close_connection(int fd)
         warn("close");
 }
 
+/* ==== Running the server ==== */
+
 /* One client at a time: accept, serve, close, and again. The count is
    64 bits: at a million connections a second it wraps after 580,000 years. */
 static void serve_forever(int listener)
@@ -196,7 +206,8 @@ static void serve_forever(int listener)
         char peer_text[ENDPOINT_TEXT_MAX];
         int fd = accept_connection(listener, &peer);
         format_endpoint(&peer, peer_text);
-        printf("accepted %s on fd %d (connection #%llu)\n", peer_text, fd, ++connections);
+        printf("accepted %s on fd %d (connection #%llu)\n", peer_text, fd,
+               ++connections);
         close_connection(fd);
     }
 }

@@ -33,6 +33,7 @@ enum {
     ENDPOINT_TEXT_MAX = INET_ADDRSTRLEN + sizeof ":65535",
     LISTEN_BACKLOG = 128, /* connections the kernel queues for us */
     REQUEST_TIMEOUT_SECONDS = 5, /* to send a whole request */
+    MICROSECONDS_PER_SECOND = 1000000,
     HEAD_MAX = 8192, /* request line and header fields */
     TARGET_MAX = 2048, /* longer request-target: 414 */
     FIELD_LINE_MAX = 4096, /* one header field line */
@@ -40,6 +41,8 @@ enum {
     BODY_MAX = 64 * 1024, /* larger body: 413 */
 };
 #define DEFAULT_ADDRESS "127.0.0.1"
+
+/* ==== The command line and the log ==== */
 
 /* A system call failed: say which one, and why. */
 static void warn(const char *call)
@@ -101,13 +104,15 @@ static struct sockaddr_in parse_arguments(int argc, char *argv[])
 }
 
 /* Writes an address as people read it: "127.0.0.1:8080". */
-static void format_endpoint(const struct sockaddr_in *address, char text[ENDPOINT_TEXT_MAX])
+static void format_endpoint(const struct sockaddr_in *address,
+                            char text[ENDPOINT_TEXT_MAX])
 {
     char host[INET_ADDRSTRLEN];
 
     if (inet_ntop(AF_INET, &address->sin_addr, host, sizeof host) == NULL)
         die("inet_ntop");
-    snprintf(text, ENDPOINT_TEXT_MAX, "%s:%u", host, (unsigned)ntohs(address->sin_port));
+    snprintf(text, ENDPOINT_TEXT_MAX, "%s:%u", host,
+             (unsigned)ntohs(address->sin_port));
 }
 
 /* stdout is fully buffered when it is not a terminal: a pipe, a file.
@@ -117,6 +122,8 @@ static void flush_log(void)
     if (fflush(stdout) == EOF)
         die("fflush");
 }
+
+/* ==== The socket ==== */
 
 /* socket(2): a TCP endpoint over IPv4. SOCK_CLOEXEC closes it in any
    program we might exec(3), so descriptors never leak into children. */
@@ -166,6 +173,8 @@ static void start_listening(int fd)
         die("listen");
 }
 
+/* ==== Connections ==== */
+
 /* accept(2) takes the next connection from the queue and gives it a
    descriptor of its own. accept4 sets close-on-exec at once, as socket(2)
    did for the listening socket. */
@@ -193,6 +202,8 @@ static void close_connection(int fd)
     if (close(fd) < 0)
         warn("close");
 }
+
+/* ==== Reading a request ==== */
 
 /* A header field line, split at its colon. */
 struct field {
@@ -249,7 +260,7 @@ static long long now_microseconds(void)
 
     if (clock_gettime(CLOCK_MONOTONIC, &now) < 0)
         die("clock_gettime");
-    return (long long)now.tv_sec * 1000000 + now.tv_nsec / 1000;
+    return (long long)now.tv_sec * MICROSECONDS_PER_SECOND + now.tv_nsec / 1000;
 }
 
 /* read(2), but never past the deadline. SO_RCVTIMEO (socket(7)) makes a
@@ -265,7 +276,8 @@ static ssize_t receive(int fd, char *buffer, size_t size, long long deadline)
         return -1;
     }
     /* At least 1 µs is left, so the timeout is never 0, "wait forever". */
-    struct timeval timeout = {.tv_sec = left / 1000000, .tv_usec = left % 1000000};
+    struct timeval timeout = {.tv_sec = left / MICROSECONDS_PER_SECOND,
+                              .tv_usec = left % MICROSECONDS_PER_SECOND};
     if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout) < 0)
         return -1;
 
@@ -280,8 +292,8 @@ static ssize_t receive(int fd, char *buffer, size_t size, long long deadline)
 static struct rejection receive_more(int fd, struct received *received, size_t limit,
                                      long long deadline)
 {
-    ssize_t count =
-        receive(fd, received->bytes + received->length, limit - received->length, deadline);
+    ssize_t count = receive(fd, received->bytes + received->length,
+                            limit - received->length, deadline);
     if (count > 0) {
         received->length += (size_t)count;
         return NOT_REJECTED;
@@ -315,13 +327,13 @@ static size_t find_head_end(const char *bytes, size_t length, size_t from)
 
 /* Reads until the head is complete, however the bytes arrive: all at
    once, a byte at a time, or with part of the body. */
-static struct rejection read_head(int fd, struct received *received, struct request *request,
-                                  long long deadline)
+static struct rejection read_head(int fd, struct received *received,
+                                  struct request *request, long long deadline)
 {
     size_t scanned = 0;
 
-    while ((request->head_length = find_head_end(received->bytes, received->length, scanned)) ==
-           0) {
+    while ((request->head_length =
+                find_head_end(received->bytes, received->length, scanned)) == 0) {
         if (received->length == HEAD_MAX) {
             /* RFC 9112, section 3: a request line too long to read is 414. */
             if (memchr(received->bytes, '\n', received->length) == NULL)
@@ -335,6 +347,8 @@ static struct rejection read_head(int fd, struct received *received, struct requ
     }
     return NOT_REJECTED;
 }
+
+/* ==== Parsing the head ==== */
 
 /* tchar, RFC 9110 section 5.6.2: what methods and field names are made of. */
 static bool is_token_char(unsigned char c)
@@ -455,7 +469,8 @@ static struct rejection parse_field_line(char *line, struct request *request)
     trim_trailing_spaces(value);
     if (!is_field_value(value))
         return reject(400, "control character in a header field value");
-    request->fields[request->field_count++] = (struct field){.name = line, .value = value};
+    request->fields[request->field_count++] =
+        (struct field){.name = line, .value = value};
 
     if (strcasecmp(line, "Host") == 0)
         request->host_count++;
@@ -509,10 +524,12 @@ static struct rejection parse_head(char *head, size_t length, struct request *re
     return rejection;
 }
 
+/* ==== The body, and the whole request ==== */
+
 /* Reads the rest of a Content-Length body: part of it, or all of it, may
    have come with the head. */
-static struct rejection read_body(int fd, struct received *received, struct request *request,
-                                  long long deadline)
+static struct rejection read_body(int fd, struct received *received,
+                                  struct request *request, long long deadline)
 {
     size_t end = request->head_length + request->body_length;
 
@@ -525,9 +542,11 @@ static struct rejection read_body(int fd, struct received *received, struct requ
     return NOT_REJECTED;
 }
 
-static struct rejection read_request(int fd, struct received *received, struct request *request)
+static struct rejection read_request(int fd, struct received *received,
+                                     struct request *request)
 {
-    long long deadline = now_microseconds() + REQUEST_TIMEOUT_SECONDS * 1000000LL;
+    long long deadline = now_microseconds() +
+                         (long long)REQUEST_TIMEOUT_SECONDS * MICROSECONDS_PER_SECOND;
 
     struct rejection rejection = read_head(fd, received, request, deadline);
     if (!rejected(rejection))
@@ -558,6 +577,8 @@ static void print_rejection(struct rejection rejection)
     else
         printf("rejected with %d: %s\n", rejection.status, rejection.reason);
 }
+
+/* ==== Running the server ==== */
 
 /* Reads one request, prints what it says, and closes the connection:
    answering is the next step. */
