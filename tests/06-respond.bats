@@ -34,11 +34,13 @@ field() {
 }
 
 # bats test_tags=ladder
+# From step 07 on, the server keeps the connection open unless the client
+# asks it to close: so the request asks, and the answer must agree.
 @test "every response has Date, Content-Type, a true Content-Length and Connection: close" {
     start_server listening 0
     local target status date length size
     for target in / "/$(random_word)" "/%zz"; do
-        status=$(fetch "http://127.0.0.1:$PORT$target")
+        status=$(fetch -H 'Connection: close' "http://127.0.0.1:$PORT$target")
         date=$(field Date)
         length=$(field Content-Length)
         size=$(wc -c <"$BATS_TEST_TMPDIR/body")
@@ -46,17 +48,19 @@ field() {
             [ -n "$(field Content-Type)" ] && [ "$length" = "$size" ] && [ "$(field Connection)" = close ] ||
             fail_because "Date (RFC 9110 format), Content-Type, Content-Length: $size, Connection: close" \
                 "status $status and: $(tr -d '\r' <"$BATS_TEST_TMPDIR/head" | tr '\n' '|')" \
-                "curl -i http://127.0.0.1:8080$target" "book/06-respond.md, section 'What a response looks like'"
+                "curl -i -H 'Connection: close' http://127.0.0.1:8080$target" \
+                "book/06-respond.md, section 'What a response looks like'"
     done
 }
 
 @test "HEAD / sends the same head as GET, and no body" {
     start_server listening 0
     local response
-    response=$(raw_request 'HEAD / HTTP/1.1\r\nHost: x\r\n\r\n' | od -An -c | tr -s ' \n' ' ')
-    [[ $response == *'2 0 0'*'C o n t e n t - L e n g t h : 2 1 \r \n'*'\r \n \r \n ' ]] ||
+    local request='HEAD / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'
+    response=$(raw_request "$request" | od -An -c | tr -s ' \n' ' ')
+    [[ $response == *'2 0 0'*'C o n t e n t - L e n g t h : 2 1 \r \n'* && $response == *'\r \n \r \n ' ]] ||
         fail_because "a 200 head with Content-Length: 21 that ends with the empty line, and no body" \
-            "$(raw_request 'HEAD / HTTP/1.1\r\nHost: x\r\n\r\n' | head -c 300 | grep . || echo 'no response')" \
+            "$(raw_request "$request" | head -c 300 | grep . || echo 'no response')" \
             "curl -I http://127.0.0.1:8080/" "book/06-respond.md, section 'What to answer'"
 }
 
@@ -129,11 +133,12 @@ field() {
             "head -c 300000 /dev/zero | curl -i -H 'Expect:' --data-binary @- http://127.0.0.1:8080/" \
             "book/06-respond.md, section 'Closing without losing the response'"
     local response
-    response=$(raw_request "GET / HTTP/1.1\r\nHost: x\r\n\r\n$(head -c 100000 /dev/zero | tr '\0' x)" |
+    # (It asks to close: from step 07 on, what follows would be the next request.)
+    response=$(raw_request "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n$(head -c 100000 /dev/zero | tr '\0' x)" |
         tr -d '\r' | tail -n 1)
     [ "$response" = '<h1>hello world</h1>' ] ||
         fail_because "the whole page, though the client sent 100000 more bytes after its request" \
-            "'${response:0:80}'" "(printf 'GET / HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n'; head -c 100000 /dev/zero) | nc 127.0.0.1 8080"
+            "'${response:0:80}'" "(printf 'GET / HTTP/1.1\\r\\nHost: x\\r\\nConnection: close\\r\\n\\r\\n'; head -c 100000 /dev/zero) | nc 127.0.0.1 8080"
 }
 
 @test "survives clients that hang up, and does not die of SIGPIPE" {
