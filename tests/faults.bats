@@ -400,7 +400,7 @@ send_flood() {
     done >"$flood"
     before=$(count_log '^127\.0\.0\.1:[0-9]+ GET ')
     exec {fd}<>"/dev/tcp/127.0.0.1/$PORT"
-    timeout "$WAIT_SECONDS" cat "$flood" >&"$fd" 2>/dev/null || true
+    { timeout "$WAIT_SECONDS" cat "$flood" >&"$fd"; } 2>/dev/null || true
     # Done with the connection when the server is back to its descriptors.
     wait_for_descriptors "$BASELINE_FDS" >/dev/null
     served=$(($(count_log '^127\.0\.0\.1:[0-9]+ GET ') - before))
