@@ -209,6 +209,44 @@ field() {
     done
 }
 
+# Sends a printf format over one connection, in one write, and prints what
+# comes back until the server closes, without CRs, for WAIT_SECONDS at most.
+converse() {
+    local fd
+    # shellcheck disable=SC2059 # the format is the point
+    printf -- "$1" >"$BATS_TEST_TMPDIR/request"
+    exec {fd}<>"/dev/tcp/127.0.0.1/$PORT"
+    { cat "$BATS_TEST_TMPDIR/request" >&"$fd"; } 2>/dev/null || true
+    timeout "$WAIT_SECONDS" cat <&"$fd" 2>/dev/null | tr -d '\r' || true
+    exec {fd}>&-
+}
+
+# bats test_tags=exercise
+@test "07-keep-alive-field: each response that keeps the connection says Keep-Alive: timeout and max" {
+    use_answer 07-keep-alive-field
+    start_server listening 0
+    local request='GET / HTTP/1.1\r\nHost: x\r\n\r\nGET /x HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'
+    local fields
+    fields=$(converse "$request" | awk '/^HTTP\/1\.1 / { if (n++) print k; k = "-" } /^Keep-Alive:/ { k = $0 } END { print k }' |
+        paste -sd '|' -)
+    [[ $fields =~ ^Keep-Alive:\ timeout=[0-9]+,\ max=([0-9]+)\|Keep-Alive:\ timeout=[0-9]+,\ max=([0-9]+)\|-$ ]] &&
+        [ "${BASH_REMATCH[2]}" -eq "$((BASH_REMATCH[1] - 1))" ] ||
+        fail_because "Keep-Alive: timeout=2, max=N on the first response, max=N-1 on the second, none on the last (it closes)" \
+            "'$fields'" "$(raw_command "$request")" "book/07-keepalive.md, section 'Exercises'"
+}
+
+# bats test_tags=exercise
+@test "07-skip-empty-lines: an empty line before a request line is skipped, on a kept connection too" {
+    use_answer 07-skip-empty-lines
+    start_server listening 0
+    local request='\r\nPOST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'
+    local statuses
+    statuses=$(converse "$request" | sed -n 's/^HTTP\/1\.1 \([0-9]*\) .*/\1/p' | paste -sd ' ' -)
+    [ "$statuses" = '200 200' ] ||
+        fail_because "200 200: the empty lines before each request skipped" "'$statuses'" \
+            "$(raw_command "$request")" "book/07-keepalive.md, section 'Exercises'"
+}
+
 @test "each answer is its step plus the exercise: exercise.diff is up to date" {
     local name step
     for name in "${ANSWERS[@]}"; do
@@ -256,4 +294,12 @@ step_tests_pass() {
 
 @test "06-echo-body passes the tests of steps 01 to 06" {
     step_tests_pass 06-echo-body
+}
+
+@test "07-keep-alive-field passes the tests of steps 01 to 07" {
+    step_tests_pass 07-keep-alive-field
+}
+
+@test "07-skip-empty-lines passes the tests of steps 01 to 07" {
+    step_tests_pass 07-skip-empty-lines
 }
