@@ -236,6 +236,20 @@ field() {
         fail_because "the repaired patch to apply" "it did not" "$try"
 }
 
+@test "a patch whose step moved its lines: it applies, and says how to renumber it" {
+    cd "$top" || return 1
+    local SERVER_NAME=tests/apply-patch # no server here: "try it" is the command alone
+    local name=${ANSWERS[0]} step moved=$BATS_TEST_TMPDIR/step.c out=$BATS_TEST_TMPDIR/answer.c
+    local patch=book/answers/$name.diff
+    step=$(echo steps/"${name:0:2}"-*/server.c)
+    { echo '/* a new first line */'; cat "$step"; } >"$moved"
+    run tests/apply-patch "$moved" "$patch" "$out"
+    local try="tests/apply-patch $moved $patch $out"
+    [ "$status" -eq 0 ] || fail_because "status 0" "status $status: $output" "$try"
+    [[ $output == *"to renumber it: diff -u --label $moved --label $out "* ]] ||
+        fail_because "a note that says how to renumber the patch" "${output:-nothing}" "$try"
+}
+
 # Waits for the answer's run of its step's tests, started by setup_file.
 step_tests_pass() {
     [ "${ANSWERS_SKIP_STEP_TESTS:-}" != 1 ] || skip "ANSWERS_SKIP_STEP_TESTS=1"
