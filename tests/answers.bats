@@ -209,12 +209,19 @@ field() {
     done
 }
 
-@test "a patch whose step changed under it: no program, and how to repair the patch" {
+# For the tests of tests/apply-patch, from the top of the repository: the
+# first answer's patch and step, in $patch and $step. No server: "try it"
+# is the command alone.
+first_answer() {
     cd "$top" || return 1
-    local SERVER_NAME=tests/apply-patch # no server here: "try it" is the command alone
-    local name=${ANSWERS[0]} step drifted=$BATS_TEST_TMPDIR/step.c out=$BATS_TEST_TMPDIR/answer.c
-    local patch=book/answers/$name.diff first
-    step=$(echo steps/"${name:0:2}"-*/server.c)
+    SERVER_NAME=tests/apply-patch
+    patch=book/answers/${ANSWERS[0]}.diff
+    step=$(echo steps/"${ANSWERS[0]:0:2}"-*/server.c)
+}
+
+@test "a patch whose step changed under it: no program, and how to repair the patch" {
+    first_answer
+    local drifted=$BATS_TEST_TMPDIR/step.c out=$BATS_TEST_TMPDIR/answer.c first
     # One line of the first hunk's context changes: patch's default fuzz
     # would still apply it; --fuzz=0 must not.
     first=$(sed -n '0,/^@@ -\([0-9]*\),.*/s//\1/p' "$patch")
@@ -237,11 +244,8 @@ field() {
 }
 
 @test "a patch whose step moved its lines: it applies, and says how to renumber it" {
-    cd "$top" || return 1
-    local SERVER_NAME=tests/apply-patch # no server here: "try it" is the command alone
-    local name=${ANSWERS[0]} step moved=$BATS_TEST_TMPDIR/step.c out=$BATS_TEST_TMPDIR/answer.c
-    local patch=book/answers/$name.diff
-    step=$(echo steps/"${name:0:2}"-*/server.c)
+    first_answer
+    local moved=$BATS_TEST_TMPDIR/step.c out=$BATS_TEST_TMPDIR/answer.c
     { echo '/* a new first line */'; cat "$step"; } >"$moved"
     run tests/apply-patch "$moved" "$patch" "$out"
     local try="tests/apply-patch $moved $patch $out"
