@@ -236,15 +236,20 @@ converse() {
 }
 
 # bats test_tags=exercise
-@test "07-skip-empty-lines: an empty line before a request line is skipped, on a kept connection too" {
-    use_answer 07-skip-empty-lines
-    start_server listening 0
-    local request='\r\nPOST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'
-    local statuses
+@test "07-more-follows: responses to pipelined requests go with MSG_MORE, all but the last" {
+    use_answer 07-more-follows
+    start_traced_server sendto,write listening 0
+    local request='GET / HTTP/1.1\r\nHost: x\r\n\r\nGET /x HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'
+    local statuses sends more
     statuses=$(converse "$request" | sed -n 's/^HTTP\/1\.1 \([0-9]*\) .*/\1/p' | paste -sd ' ' -)
-    [ "$statuses" = '200 200' ] ||
-        fail_because "200 200: the empty lines before each request skipped" "'$statuses'" \
-            "$(raw_command "$request")" "book/07-keepalive.md, section 'Exercises'"
+    wait_for_log '^127\.0\.0\.1:[0-9]+ GET / 200' >/dev/null || true
+    sends=$(grep -Ec '^[0-9]+ +(sendto|write)\([0-9]+, "HTTP/1\.1 ' "$TRACE" || true)
+    more=$(grep -Ec '^[0-9]+ +sendto\([0-9]+, "HTTP/1\.1 .*MSG_MORE' "$TRACE" || true)
+    [ "$statuses" = '200 404 200' ] && [ "$sends" -eq 3 ] && [ "$more" -eq 2 ] ||
+        fail_because "three answers (200 404 200), sent with MSG_MORE but the last" \
+            "answers '$statuses'; $sends sends, $more with MSG_MORE: $(grep -E 'sendto|write\([0-9]+, "HTTP' "$TRACE" | cut -c1-90 | tr '\n' '|')" \
+            "strace -f -e trace=sendto,write $SERVER_NAME 8080 & $(raw_command "$request")" \
+            "book/07-keepalive.md, section 'Exercises'"
 }
 
 # For the tests of tests/apply-patch, from the top of the repository: the
@@ -333,6 +338,6 @@ step_tests_pass() {
     step_tests_pass 07-keep-alive-field
 }
 
-@test "07-skip-empty-lines passes the tests of steps 01 to 07" {
-    step_tests_pass 07-skip-empty-lines
+@test "07-more-follows passes the tests of steps 01 to 07" {
+    step_tests_pass 07-more-follows
 }

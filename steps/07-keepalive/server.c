@@ -807,7 +807,7 @@ static bool wants_keep_alive(const struct request *request)
 {
     if (has_connection_option(request, "close"))
         return false;
-    return strcmp(request->version, "HTTP/1.1") == 0 ||
+    return strcmp(request->version, "HTTP/1.0") != 0 ||
            has_connection_option(request, "keep-alive");
 }
 
