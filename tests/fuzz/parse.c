@@ -19,7 +19,9 @@
  *      error_response() for one that did not, and send_response() into
  *      /dev/null;
  *   5. in step 07, before that, whether the request keeps the connection
- *      open (its Connection fields), which the response then says.
+ *      open (its Connection fields), which the response then says; and,
+ *      as if the input were pipelined requests, forget_request() of the
+ *      first one must leave exactly the bytes after it.
  * Any broken promise calls abort(), which libFuzzer reports as a crash.
  */
 #define main step_main
@@ -137,6 +139,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
 #endif
     require(send_response(sink, &request, &response) > 0);
+#endif
+#ifdef STEP_KEEPS_ALIVE
+    static struct received received; /* too large for the stack */
+    size_t used = head_length + request.body_length;
+    if (!rejected(rejection) && used <= size) {
+        memcpy(received.bytes, data, size);
+        received.length = size;
+        forget_request(&received, used);
+        require(received.length == size - used);
+        require(memcmp(received.bytes, data + used, received.length) == 0);
+    }
 #endif
     free(head);
     return 0;
