@@ -182,18 +182,18 @@ field() {
 # part: route
 @test "OPTIONS * and OPTIONS / answer 200 with Allow, which lists OPTIONS, and no content" {
     start_server listening 0
-    local request response
+    local request response allow
     for request in 'OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n' 'OPTIONS / HTTP/1.1\r\nHost: x\r\n\r\n'; do
         response=$(raw_request "$request" | tr -d '\r')
+        allow=$(sed -n 's/^Allow: //Ip' <<<"$response")
         [[ $response == 'HTTP/1.1 200 '* && $response == *$'\nContent-Length: 0\n'* &&
-            $response =~ $'\n'Allow:\ [^$'\n']*GET && $response =~ $'\n'Allow:\ [^$'\n']*OPTIONS &&
-            $response != *$'\n\n'?* ]] || # $(...) drops the empty line, so: nothing after it
+            $allow == *GET* && $allow == *OPTIONS* && $response != *$'\n\n'?* ]] || # $(...) drops the empty line, so: nothing after it
             fail_because "200, Allow listing GET and OPTIONS, Content-Length: 0 and no content, for '$request'" \
                 "$(tr '\n' '|' <<<"${response:-nothing}")" "curl -i -X OPTIONS --request-target '*' http://127.0.0.1:8080/" \
                 "book/06-respond.md, section 'OPTIONS *'"
     done
     response=$(raw_request 'PUT / HTTP/1.1\r\nHost: x\r\n\r\n' | tr -d '\r')
-    [[ $response =~ $'\n'Allow:\ [^$'\n']*OPTIONS ]] ||
+    [[ $(sed -n 's/^Allow: //Ip' <<<"$response") == *OPTIONS* ]] ||
         fail_because "the same Allow, with OPTIONS, in a 405" "$(tr '\n' '|' <<<"${response:-nothing}")" \
             "curl -i -X PUT http://127.0.0.1:8080/" "book/06-respond.md, section 'OPTIONS *'"
 }

@@ -323,9 +323,11 @@ static size_t skip_empty_lines(const char *bytes, size_t length)
 {
     size_t skipped = 0;
 
-    while (skipped < 2 * EMPTY_LINES_MAX && skipped + 1 < length &&
-           bytes[skipped] == '\r' && bytes[skipped + 1] == '\n')
+    for (int line = 0; line < EMPTY_LINES_MAX; line++) {
+        if (length - skipped < 2 || memcmp(bytes + skipped, "\r\n", 2) != 0)
+            break;
         skipped += 2;
+    }
     return skipped;
 }
 
