@@ -225,7 +225,7 @@ wait_for_count() {
 }
 
 # shellcheck disable=SC2034 # used by the .bats files
-MALFORMED_REQUEST_COUNT=33
+MALFORMED_REQUEST_COUNT=35
 
 # The malformed requests and what the server must make of them, one per
 # line, separated by tabs: the status code (step 05 logs it, step 06
@@ -266,6 +266,8 @@ malformed_requests() {
 400	POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5, 5\r\n\r\nhello
 400	POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n
 400	POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n
+400	GET / http/1.1\r\nHost: x\r\n\r\n
+400	GET / HTTP/1.1\r\nHost: x\r\nX: a\000b\r\n\r\n
 REQUESTS
 }
 
