@@ -165,7 +165,7 @@ expect_request_lines() {
         'GET /e HTTP/1.1\r\nHost:\r\n\r\n' 'GET /e HTTP/1.1'
 }
 
-# part: head
+# part: request-line
 @test "skips a few empty lines before the request line" {
     start_server listening 0
     local path
