@@ -658,7 +658,7 @@ static bool ends_with_chunked(const char *codings)
 }
 
 /* Transfer-Encoding, RFC 9112 section 6: the body comes in chunks, which
-   we do not read (yet). Each refusal but the last is a MUST of the RFC. */
+   we do not read (yet): 501. Where even its end is unclear, 400. */
 static struct rejection check_transfer_encoding(const struct request *request)
 {
     if (is_http_1_0(request)) /* section 6.1: HTTP/1.0 has no chunks */
