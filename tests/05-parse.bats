@@ -62,7 +62,7 @@ load helpers
     start_server listening 0
     local body first second request
     body=$(random_word)$(random_word | head -c $((RANDOM % 10)))
-    request="POST / HTTP/1.1\\r\\nHost: x\\r\\nContent-Length: ${#body}\\r\\n\\r\\n$body"
+    request="POST / HTTP/1.1\\r\\nHost: x\\r\\nContent-Length: ${#body}\\r\\nConnection: close\\r\\n\\r\\n$body"
     raw_request "$request" >/dev/null
     wait_for_log "^body: ${#body} bytes\$" >/dev/null ||
         fail_because "'body: ${#body} bytes' for a body sent in the same write as the head" \
@@ -121,12 +121,18 @@ load helpers
 # that the server logged its request line as sent, not a rejection.
 #   expect_request_lines SECTION FORMAT EXPECTED-LINE [FORMAT EXPECTED-LINE]...
 expect_request_lines() {
-    local section=$1 count=0 line
+    local section=$1 count=0 line fd
     shift
     while [ $# -gt 0 ]; do
         count=$((count + 1))
-        raw_request "$1" 2 >/dev/null
+        # The connection stays open until the server has logged the
+        # request: from step 07 on, the server keeps it open too.
+        # shellcheck disable=SC2059 # the format is the point
+        printf -- "$1" >"$BATS_TEST_TMPDIR/request"
+        exec {fd}<>"/dev/tcp/127.0.0.1/$PORT"
+        { cat "$BATS_TEST_TMPDIR/request" >&"$fd"; } 2>/dev/null || true
         wait_for_count '^(rejected|dropped|request:)' "$count" >/dev/null || true
+        exec {fd}>&-
         line=$(grep -E '^(rejected|dropped|request:)' "$LOG" | sed -n "${count}p")
         [ "$line" = "request: $2" ] ||
             fail_because "'request: $2' for the request '$1'" "${line:-nothing logged}" \
@@ -192,7 +198,7 @@ expect_request_lines() {
 # part: body
 @test "reads a Content-Length with leading zeros, and takes chunked last, empty list elements aside, as 501" {
     start_server listening 0
-    raw_request 'POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 0005\r\n\r\nhello' 2 >/dev/null
+    raw_request 'POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 0005\r\nConnection: close\r\n\r\nhello' 2 >/dev/null
     wait_for_log '^body: 5 bytes$' >/dev/null ||
         fail_because "'body: 5 bytes' for Content-Length: 0005" "$(tail -n 2 "$LOG")" \
             "$(raw_command 'POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 0005\r\n\r\nhello')" \

@@ -188,7 +188,9 @@ field() {
 @test "OPTIONS * and OPTIONS / answer 200 with Allow, which lists OPTIONS, and no content" {
     start_server listening 0
     local request response allow
-    for request in 'OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n' 'OPTIONS / HTTP/1.1\r\nHost: x\r\n\r\n'; do
+    # (Connection: close: from step 07 on, the server would keep the connection.)
+    for request in 'OPTIONS * HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n' \
+        'OPTIONS / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'; do
         response=$(raw_request "$request" | tr -d '\r')
         allow=$(sed -n 's/^Allow: //Ip' <<<"$response")
         [[ $response == 'HTTP/1.1 200 '* && $response == *$'\nContent-Length: 0\n'* &&
@@ -197,7 +199,7 @@ field() {
                 "$(tr '\n' '|' <<<"${response:-nothing}")" "curl -i -X OPTIONS --request-target '*' http://127.0.0.1:8080/" \
                 "book/06-respond.md, section 'OPTIONS *'"
     done
-    response=$(raw_request 'PUT / HTTP/1.1\r\nHost: x\r\n\r\n' | tr -d '\r')
+    response=$(raw_request 'PUT / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n' | tr -d '\r')
     [[ $(sed -n 's/^Allow: //Ip' <<<"$response") == *OPTIONS* ]] ||
         fail_because "the same Allow, with OPTIONS, in a 405" "$(tr '\n' '|' <<<"${response:-nothing}")" \
             "curl -i -X PUT http://127.0.0.1:8080/" "book/06-respond.md, section 'OPTIONS *'"
@@ -213,7 +215,7 @@ field() {
             "status $status" "curl -i --proxy http://127.0.0.1:8080 http://example.com/" \
             "book/05-parse.md, section 'The request target, and Host'"
     local response
-    response=$(raw_request 'GET HTTP://EXAMPLE.COM:8080 HTTP/1.1\r\nHost: elsewhere.example\r\n\r\n' |
+    response=$(raw_request 'GET HTTP://EXAMPLE.COM:8080 HTTP/1.1\r\nHost: elsewhere.example\r\nConnection: close\r\n\r\n' |
         tr -d '\r' | tail -n 1)
     [ "$response" = '<h1>hello world</h1>' ] ||
         fail_because "the hello page for GET HTTP://EXAMPLE.COM:8080 (an empty path is /), with another Host" \
