@@ -121,18 +121,12 @@ load helpers
 # that the server logged its request line as sent, not a rejection.
 #   expect_request_lines SECTION FORMAT EXPECTED-LINE [FORMAT EXPECTED-LINE]...
 expect_request_lines() {
-    local section=$1 count=0 line fd
+    local section=$1 count=0 line
     shift
     while [ $# -gt 0 ]; do
         count=$((count + 1))
-        # The connection stays open until the server has logged the
-        # request: from step 07 on, the server keeps it open too.
-        # shellcheck disable=SC2059 # the format is the point
-        printf -- "$1" >"$BATS_TEST_TMPDIR/request"
-        exec {fd}<>"/dev/tcp/127.0.0.1/$PORT"
-        { cat "$BATS_TEST_TMPDIR/request" >&"$fd"; } 2>/dev/null || true
+        raw_request "$1" 2 >/dev/null
         wait_for_count '^(rejected|dropped|request:)' "$count" >/dev/null || true
-        exec {fd}>&-
         line=$(grep -E '^(rejected|dropped|request:)' "$LOG" | sed -n "${count}p")
         [ "$line" = "request: $2" ] ||
             fail_because "'request: $2' for the request '$1'" "${line:-nothing logged}" \
@@ -142,20 +136,22 @@ expect_request_lines() {
 }
 
 # part: request-line
+# (The HTTP/1.1 requests below ask to close: from step 07 on, the server
+# would keep the connection open, and raw_request wait for it to close.)
 @test "takes a target in absolute-form, with a port, an empty path or an upper-case scheme" {
     start_server listening 0
     local path
     path=/$(random_word)
     expect_request_lines 'The request target, and Host' \
-        "GET http://example.com$path HTTP/1.1\\r\\nHost: example.com\\r\\n\\r\\n" \
+        "GET http://example.com$path HTTP/1.1\\r\\nHost: example.com\\r\\nConnection: close\\r\\n\\r\\n" \
         "GET http://example.com$path HTTP/1.1" \
-        "GET http://127.0.0.1:8080$path?q=1 HTTP/1.1\\r\\nHost: 127.0.0.1:8080\\r\\n\\r\\n" \
+        "GET http://127.0.0.1:8080$path?q=1 HTTP/1.1\\r\\nHost: 127.0.0.1:8080\\r\\nConnection: close\\r\\n\\r\\n" \
         "GET http://127.0.0.1:8080$path?q=1 HTTP/1.1" \
-        'GET http://example.com?q=1 HTTP/1.1\r\nHost: example.com\r\n\r\n' \
+        'GET http://example.com?q=1 HTTP/1.1\r\nHost: example.com\r\nConnection: close\r\n\r\n' \
         'GET http://example.com?q=1 HTTP/1.1' \
-        'HEAD HTTP://EXAMPLE.COM HTTP/1.1\r\nHost: example.com\r\n\r\n' \
+        'HEAD HTTP://EXAMPLE.COM HTTP/1.1\r\nHost: example.com\r\nConnection: close\r\n\r\n' \
         'HEAD HTTP://EXAMPLE.COM HTTP/1.1' \
-        'GET http://[::1]:8080/ HTTP/1.1\r\nHost: other.example\r\n\r\n' \
+        'GET http://[::1]:8080/ HTTP/1.1\r\nHost: other.example\r\nConnection: close\r\n\r\n' \
         'GET http://[::1]:8080/ HTTP/1.1'
 }
 
@@ -163,12 +159,12 @@ expect_request_lines() {
 @test "takes every valid kind of Host: a name, an IPv4 or IPv6 address, a port, nothing" {
     start_server listening 0
     expect_request_lines 'The request target, and Host' \
-        'GET / HTTP/1.1\r\nHost: example.com\r\n\r\n' 'GET / HTTP/1.1' \
-        'GET /a HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n\r\n' 'GET /a HTTP/1.1' \
-        'GET /b HTTP/1.1\r\nHost: [2001:db8::1]:8080\r\n\r\n' 'GET /b HTTP/1.1' \
-        'GET /c HTTP/1.1\r\nHost: xn--bcher-kva.example:\r\n\r\n' 'GET /c HTTP/1.1' \
-        'GET /d HTTP/1.1\r\nHost: my%%20host\r\n\r\n' 'GET /d HTTP/1.1' \
-        'GET /e HTTP/1.1\r\nHost:\r\n\r\n' 'GET /e HTTP/1.1'
+        'GET / HTTP/1.1\r\nHost: example.com\r\nConnection: close\r\n\r\n' 'GET / HTTP/1.1' \
+        'GET /a HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nConnection: close\r\n\r\n' 'GET /a HTTP/1.1' \
+        'GET /b HTTP/1.1\r\nHost: [2001:db8::1]:8080\r\nConnection: close\r\n\r\n' 'GET /b HTTP/1.1' \
+        'GET /c HTTP/1.1\r\nHost: xn--bcher-kva.example:\r\nConnection: close\r\n\r\n' 'GET /c HTTP/1.1' \
+        'GET /d HTTP/1.1\r\nHost: my%%20host\r\nConnection: close\r\n\r\n' 'GET /d HTTP/1.1' \
+        'GET /e HTTP/1.1\r\nHost:\r\nConnection: close\r\n\r\n' 'GET /e HTTP/1.1'
 }
 
 # part: request-line
@@ -177,8 +173,8 @@ expect_request_lines() {
     local path
     path=/$(random_word)
     expect_request_lines 'The request target, and Host' \
-        "\\r\\nGET $path HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n" "GET $path HTTP/1.1" \
-        "\\r\\n\\r\\n\\r\\nPOST $path HTTP/1.1\\r\\nHost: x\\r\\nContent-Length: 2\\r\\n\\r\\nok" \
+        "\\r\\nGET $path HTTP/1.1\\r\\nHost: x\\r\\nConnection: close\\r\\n\\r\\n" "GET $path HTTP/1.1" \
+        "\\r\\n\\r\\n\\r\\nPOST $path HTTP/1.1\\r\\nHost: x\\r\\nContent-Length: 2\\r\\nConnection: close\\r\\n\\r\\nok" \
         "POST $path HTTP/1.1"
     wait_for_log '^body: 2 bytes$' >/dev/null ||
         fail_because "'body: 2 bytes' after empty lines and a POST" "$(tail -n 2 "$LOG")" \
@@ -190,9 +186,9 @@ expect_request_lines() {
 @test "takes OPTIONS * and HTTP/1.2, which is read as HTTP/1.1" {
     start_server listening 0
     expect_request_lines 'The request target, and Host' \
-        'OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n' 'OPTIONS * HTTP/1.1' \
+        'OPTIONS * HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n' 'OPTIONS * HTTP/1.1' \
         'OPTIONS * HTTP/1.0\r\n\r\n' 'OPTIONS * HTTP/1.0' \
-        'GET / HTTP/1.2\r\nHost: x\r\n\r\n' 'GET / HTTP/1.2'
+        'GET / HTTP/1.2\r\nHost: x\r\nConnection: close\r\n\r\n' 'GET / HTTP/1.2'
 }
 
 # part: body
