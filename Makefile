@@ -1,4 +1,4 @@
-# An HTTP server in C, in seven steps. `make help` lists what you can do.
+# An HTTP server in C, in eight steps. `make help` lists what you can do.
 
 STEPS := 01 02 03 04 05 06 07 08
 STEP_BINARIES := $(addprefix step,$(STEPS))
@@ -24,7 +24,7 @@ $(shell mkdir -p build && echo '$(CC) $(BUILD_CFLAGS) $(LDFLAGS)' | cmp -s - $(F
 
 .PHONY: all help run test check bench clean book $(addprefix step-,$(STEPS))
 
-all: $(STEP_BINARIES) ## build the seven servers: ./step01 ... ./step07
+all: $(STEP_BINARIES) ## build the eight servers: ./step01 ... ./step08
 
 # The source of step NN: $(call step_source,04) is steps/04-accept/server.c.
 step_source = $(wildcard steps/$(1)-*/server.c)
@@ -43,7 +43,7 @@ help: ## list the targets
 
 # The newest step: the last of STEPS.
 NEWEST := $(lastword $(STEPS))
-run: step$(NEWEST) ## build the newest step (07) and start it on PORT (default 8080)
+run: step$(NEWEST) ## build the newest step (08) and start it on PORT (default 8080)
 	./step$(NEWEST) $(PORT)
 
 test: all answers ## run every step against its tests and the earlier steps', and the answers
@@ -53,7 +53,7 @@ check: ## check a server of yours: make check STEP=04 SERVER=path/to/server
 	@test -n "$(STEP)" || { echo 'usage: make check STEP=04 [SERVER=path/to/server]' >&2; exit 2; }
 	@tests/check $(STEP) $(or $(SERVER),./step$(shell printf '%02d' $(STEP) 2>/dev/null))
 
-bench: step06 step07 ## measure steps 06 and 07 against nginx with one worker (wrk)
+bench: step06 step07 step08 ## measure steps 06, 07 and 08 against nginx with one worker (wrk)
 	@tests/bench
 
 clean: ## remove what make built
@@ -93,7 +93,7 @@ test-answers: all answers ## test the exercise answers and make workshop
 # Proving the servers hold: fuzzing, sanitizers, valgrind, fault and load
 # tests, static checks. book/d-tested.md says what each found.
 .PHONY: fuzz memcheck faults lint
-FUZZ_STEPS := 05 06 07
+FUZZ_STEPS := 05 06 07 08
 FUZZ_SECONDS ?= 60
 FUZZ_CC ?= clang
 # The fuzz target includes a whole server.c: its main, renamed step_main,
@@ -105,7 +105,7 @@ FUZZERS := $(addprefix build/fuzz/parse,$(FUZZ_STEPS))
 define FUZZ_RULES
 build/fuzz/parse$(1): tests/fuzz/parse.c $(call step_source,$(1))
 	@mkdir -p $$(@D)
-	$$(FUZZ_CC) $$(FUZZ_CFLAGS) $(if $(filter 06 07,$(1)),-DSTEP_RESPONDS) $(if $(filter 07,$(1)),-DSTEP_KEEPS_ALIVE) \
+	$$(FUZZ_CC) $$(FUZZ_CFLAGS) $(if $(filter 06 07 08,$(1)),-DSTEP_RESPONDS) $(if $(filter 07 08,$(1)),-DSTEP_KEEPS_ALIVE) \
 		-DSTEP_SOURCE='"$$(abspath $(call step_source,$(1)))"' -o $$@ $$<
 endef
 $(foreach n,$(FUZZ_STEPS),$(eval $(call FUZZ_RULES,$(n))))
@@ -117,10 +117,10 @@ export ASAN_OPTIONS ?= detect_leaks=1:strict_string_checks=1:halt_on_error=1
 export UBSAN_OPTIONS ?= print_stacktrace=1:halt_on_error=1
 endif
 
-fuzz: $(FUZZERS) ## fuzz the parser of steps 05 to 07, FUZZ_SECONDS (60) each
+fuzz: $(FUZZERS) ## fuzz the parser of steps 05 to 08, FUZZ_SECONDS (60) each
 	@tests/fuzz/run $(FUZZ_SECONDS) $(FUZZERS)
 
-faults: step05 step06 step07 ## slow, silent, rude and malformed clients, and load (30 s)
+faults: step05 step06 step07 step08 ## slow, silent, rude and malformed clients, and load (30 s)
 	@tests/faults
 
 memcheck: all ## the tests and make faults with every server under valgrind
