@@ -42,8 +42,9 @@ fetch_many() {
 
 # The children of the server that are zombies: exited, not yet reaped.
 zombies() {
-    local child
-    for child in $(cat "/proc/$SERVER_PID/task/$SERVER_PID/children" 2>/dev/null); do
+    local children child
+    read -ra children <"/proc/$SERVER_PID/task/$SERVER_PID/children" || true
+    for child in "${children[@]}"; do
         if [ "$(awk '{ print $3 }' "/proc/$child/stat" 2>/dev/null)" = Z ]; then
             printf '%s ' "$child"
         fi
@@ -167,7 +168,7 @@ zombies() {
     after=$(count_descriptors)
     [ "$before" -eq "$after" ] ||
         fail_because "the server holds as many descriptors after 100 connections as before ($before)" \
-            "$after descriptors: $(ls "/proc/$SERVER_PID/fd" | tr '\n' ' ')" \
+            "$after descriptors: $(find "/proc/$SERVER_PID/fd" -mindepth 1 -printf '%f ')" \
             "$(by_hand "ls -l /proc/\$!/fd; for i in \$(seq 100); do curl -s -o /dev/null http://127.0.0.1:8080/; done; ls -l /proc/\$!/fd")" \
             "book/08-fork.md, section 'What fork copies'"
 }

@@ -1140,7 +1140,8 @@ static void on_child_exit(int signal_number)
 static sigset_t watch_children(void)
 {
     struct sigaction action = {.sa_handler = on_child_exit};
-    sigset_t child_exit, unblocked;
+    sigset_t child_exit;
+    sigset_t unblocked;
 
     if (sigemptyset(&action.sa_mask) < 0 || sigaction(SIGCHLD, &action, NULL) < 0)
         die("sigaction");
