@@ -2,9 +2,9 @@
 # clients, load, and the server's descriptors and memory from /proc.
 #
 # Environment, besides SERVER and WAIT_SECONDS:
-#   STEP           05, 06 or 07 (tests/faults sets it); step 05 reads and
+#   STEP           05 to 08 (tests/faults sets it); step 05 reads and
 #                  logs requests but does not answer them; step 07 keeps
-#                  connections open.
+#                  connections open; step 08 forks a child for each.
 #   LOAD_REQUESTS  requests in the load test (default 10000).
 #   RSS_TOLERANCE_KB  how much the resident set may grow under load
 #                  (default 128 KiB: 32 pages).
@@ -24,6 +24,11 @@ answers() {
 # Step 07 keeps a connection open after a response.
 keeps_alive() {
     [ "$((10#$STEP))" -ge 7 ]
+}
+
+# Step 08 serves each connection in a child process of its own.
+forks() {
+    [ "$((10#$STEP))" -ge 8 ]
 }
 
 # Runs a command without bats' DEBUG trap, which bats runs before every

@@ -24,7 +24,8 @@ report() {
 
 # A silent or slow client holds the server until REQUEST_TIMEOUT (5 s);
 # then the server answers 408 (step 06) and serves the next client, which
-# has been waiting in the listen queue all along.
+# has been waiting in the listen queue all along. From step 08 on, a child
+# serves each client: the next one is served at once.
 timed_out_then_next() {
     local fd started took answer word code_file=$BATS_TEST_TMPDIR/probe.code curl_pid
     exec {fd}<>"/dev/tcp/127.0.0.1/$PORT"
@@ -32,7 +33,7 @@ timed_out_then_next() {
     printf -- "$1" >&"$fd"
     started=$(now_ms)
     word=$(random_word)
-    curl -s -m "$((WAIT_SECONDS + 10))" -o /dev/null -w '%{http_code}' \
+    curl -s -m "$((WAIT_SECONDS + 10))" -o /dev/null -w '%{http_code} %{time_total}' \
         -H "X-Probe: $word" "http://127.0.0.1:$PORT/" >"$code_file" {fd}>&- &
     curl_pid=$! # (without our socket: the server would wait for curl to close it too)
     # The server's answer, then its FIN: cat returns when it times us out.
@@ -55,10 +56,18 @@ timed_out_then_next() {
         fail_because "HTTP/1.1 408 Request Timeout" "'$answer'" "$(raw_command "$1")"
         return 1
     fi
-    if ! wait_for_log "header: X-Probe: $word" >/dev/null || { answers && [ "$(cat "$code_file")" != 200 ]; }; then
+    local code probe_took
+    read -r code probe_took <"$code_file" || true
+    if ! wait_for_log "header: X-Probe: $word" >/dev/null || { answers && [ "$code" != 200 ]; }; then
         fail_because "the client waiting behind it to be served" \
-            "status '$(cat "$code_file")'; the log has no 'header: X-Probe: $word'" \
+            "status '$code'; the log has no 'header: X-Probe: $word'" \
             "$(raw_command "$1") & curl -v http://127.0.0.1:8080/"
+        return 1
+    fi
+    report "the next client was served after ${probe_took:-?} s"
+    if forks && ! awk -v took="${probe_took:-99}" 'BEGIN { exit !(took < 1) }'; then
+        fail_because "the next client served at once, by a child of its own" \
+            "it was served after $probe_took s" "$(raw_command "$1") & curl -v http://127.0.0.1:8080/"
         return 1
     fi
 }
