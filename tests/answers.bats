@@ -252,6 +252,38 @@ converse() {
             "book/07-keepalive.md, section 'Exercises'"
 }
 
+# bats test_tags=exercise
+@test "08-count-children: each new child's line says how many are alive, of how many" {
+    use_answer 08-count-children
+    start_server listening 0
+    local fds=() fd i line
+    for i in 1 2 3; do
+        exec {fd}<>"/dev/tcp/127.0.0.1/$PORT"
+        fds+=("$fd")
+    done
+    line=$(wait_for_count '^child [0-9]+ serves ' 3) || true
+    for fd in "${fds[@]}"; do
+        exec {fd}>&-
+    done
+    [[ $line =~ \(3\ of\ [0-9]+\)$ ]] ||
+        fail_because "a third line like 'child 4245 serves 127.0.0.1:41006 (3 of 32)', with three idle clients" \
+            "'${line:-no third child line}'" \
+            "$(by_hand "exec 3<>/dev/tcp/127.0.0.1/8080 4<>/dev/tcp/127.0.0.1/8080 5<>/dev/tcp/127.0.0.1/8080")" \
+            "book/08-fork.md, section 'Exercises'"
+}
+
+# bats test_tags=exercise
+@test "08-cpu-time: each reaped child's line says how much processor time it used" {
+    use_answer 08-cpu-time
+    start_server listening 0
+    curl -s -m "$WAIT_SECONDS" -o /dev/null -H 'Connection: close' "http://127.0.0.1:$PORT/" || true
+    local line
+    line=$(wait_for_log '^child [0-9]+ (exited|killed)') || true
+    [[ $line =~ ^child\ [0-9]+\ exited\ with\ 0,\ [0-9]+\.[0-9]{3}\ ms\ of\ CPU$ ]] ||
+        fail_because "a line like 'child 4243 exited with 0, 0.412 ms of CPU'" "'${line:-none}'" \
+            "$(by_hand "curl http://127.0.0.1:8080/")" "book/08-fork.md, section 'Exercises'"
+}
+
 # For the tests of tests/apply-patch, from the top of the repository: the
 # first answer's patch and step, in $patch and $step. No server: "try it"
 # is the command alone.
@@ -340,4 +372,12 @@ step_tests_pass() {
 
 @test "07-more-follows passes the tests of steps 01 to 07" {
     step_tests_pass 07-more-follows
+}
+
+@test "08-count-children passes the tests of steps 01 to 08" {
+    step_tests_pass 08-count-children
+}
+
+@test "08-cpu-time passes the tests of steps 01 to 08" {
+    step_tests_pass 08-cpu-time
 }
