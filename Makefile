@@ -22,7 +22,7 @@ FLAGS_STAMP := build/compiler-flags
 $(shell mkdir -p build && echo '$(CC) $(BUILD_CFLAGS) $(LDFLAGS)' | cmp -s - $(FLAGS_STAMP) || \
 	echo '$(CC) $(BUILD_CFLAGS) $(LDFLAGS)' > $(FLAGS_STAMP))
 
-.PHONY: all help run test check bench clean book $(addprefix step-,$(STEPS))
+.PHONY: all help run test check bench clean book transcripts $(addprefix step-,$(STEPS))
 
 all: $(STEP_BINARIES) ## build the six servers: ./step01 ... ./step06
 
@@ -54,8 +54,11 @@ bench: step06 ## measure step 06 against nginx with one worker (wrk)
 clean: ## remove what make built
 	rm -rf $(STEP_BINARIES) build
 
-book: all ## build the book into build/book/ (HTML, EPUB, PDF)
+book: ## build the book into build/book/ (HTML, EPUB, PDF)
 	@book/build
+
+transcripts: all ## play the book's terminal scenes again, into book/transcripts/ (10 s)
+	@book/transcript --all book/transcripts
 
 # Workshop mode and the exercises' answers: tests/workshop/, book/answers/.
 ANSWERS := $(patsubst book/answers/%/server.c,%,$(wildcard book/answers/*/server.c))
