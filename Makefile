@@ -78,6 +78,18 @@ build/answers/%: book/answers/%/server.c $(FLAGS_STAMP)
 test-answers: all answers ## test the exercise answers and make workshop
 	@tests/answers
 
+# The book's experiments: book/experiments/NAME.diff changes a step (the
+# file it names), and builds as the steps do.
+EXPERIMENTS := $(patsubst book/experiments/%.diff,%,$(wildcard book/experiments/*.diff))
+.PHONY: experiments
+
+experiments: $(addprefix build/experiments/,$(EXPERIMENTS)) ## build the book's experiments into build/experiments/
+
+build/experiments/%: book/experiments/%.diff $(wildcard steps/*/server.c) $(FLAGS_STAMP)
+	@mkdir -p $(@D)
+	patch --quiet -p1 --output=$@.c <$<
+	$(CC) $(BUILD_CFLAGS) $(LDFLAGS) -o $@ $@.c
+
 # Proving the servers hold: fuzzing, sanitizers, valgrind, fault and load
 # tests, static checks. book/d-tested.md says what each found.
 .PHONY: fuzz memcheck faults lint
