@@ -26,8 +26,11 @@ $(shell mkdir -p build && echo '$(CC) $(BUILD_CFLAGS) $(LDFLAGS)' | cmp -s - $(F
 
 all: $(STEP_BINARIES) ## build the six servers: ./step01 ... ./step06
 
+# The source of step NN: $(call step_source,04) is steps/04-accept/server.c.
+step_source = $(wildcard steps/$(1)-*/server.c)
+
 define STEP_RULES
-step$(1): $(wildcard steps/$(1)-*/server.c) $(FLAGS_STAMP)
+step$(1): $(call step_source,$(1)) $(FLAGS_STAMP)
 	$$(CC) $$(BUILD_CFLAGS) $$(LDFLAGS) -o $$@ $$<
 step-$(1): step$(1)
 endef
@@ -60,8 +63,13 @@ book: ## build the book into build/book/ (HTML, EPUB, PDF)
 transcripts: all ## play the book's terminal scenes again, into book/transcripts/ (10 s)
 	@book/transcript --all book/transcripts
 
-# Workshop mode and the exercises' answers: tests/workshop/, book/answers/.
-ANSWERS := $(patsubst book/answers/%/server.c,%,$(wildcard book/answers/*/server.c))
+# Workshop mode and the exercises' answers. Each answer is stored once, as a
+# patch against its step: book/answers/NAME.diff, NAME starting with the
+# step's number. make answers applies it exactly (tests/apply-patch, which
+# prints how to repair a patch that a change to its step broke) into
+# build/answers/NAME.c and builds build/answers/NAME. make workshop STEP=01
+# starts from step 01 and tests/workshop/skeleton.diff the same way.
+ANSWERS := $(patsubst book/answers/%.diff,%,$(wildcard book/answers/*.diff))
 ANSWER_BINARIES := $(addprefix build/answers/,$(ANSWERS))
 .PHONY: workshop answers test-answers
 
@@ -71,24 +79,34 @@ workshop: ## write a stage yourself: make workshop STEP=04 (again to rebuild)
 
 answers: $(ANSWER_BINARIES) ## build the exercises' answers into build/answers/
 
-build/answers/%: book/answers/%/server.c $(FLAGS_STAMP)
-	@mkdir -p $(@D)
-	$(CC) $(BUILD_CFLAGS) $(LDFLAGS) -o $@ $<
+define ANSWER_RULES
+build/answers/$(1).c: book/answers/$(1).diff $(call step_source,$(firstword $(subst -, ,$(1))))
+	@mkdir -p $$(@D)
+	tests/apply-patch $$(word 2,$$^) $$< $$@
+build/answers/$(1): build/answers/$(1).c $(FLAGS_STAMP)
+	$$(CC) $$(BUILD_CFLAGS) $$(LDFLAGS) -o $$@ $$<
+endef
+$(foreach a,$(ANSWERS),$(eval $(call ANSWER_RULES,$(a))))
 
 test-answers: all answers ## test the exercise answers and make workshop
 	@tests/answers
 
-# The book's experiments: book/experiments/NAME.diff changes a step (the
-# file it names), and builds as the steps do.
+# The book's experiments ("remove this call and see"), stored the same way:
+# book/experiments/NAME.diff against step NN (NAME starts with NN), made
+# into build/experiments/NAME.c and built as the steps are.
 EXPERIMENTS := $(patsubst book/experiments/%.diff,%,$(wildcard book/experiments/*.diff))
 .PHONY: experiments
 
 experiments: $(addprefix build/experiments/,$(EXPERIMENTS)) ## build the book's experiments into build/experiments/
 
-build/experiments/%: book/experiments/%.diff $(wildcard steps/*/server.c) $(FLAGS_STAMP)
-	@mkdir -p $(@D)
-	patch --quiet -p1 --output=$@.c <$<
-	$(CC) $(BUILD_CFLAGS) $(LDFLAGS) -o $@ $@.c
+define EXPERIMENT_RULES
+build/experiments/$(1).c: book/experiments/$(1).diff $(call step_source,$(firstword $(subst -, ,$(1))))
+	@mkdir -p $$(@D)
+	tests/apply-patch $$(word 2,$$^) $$< $$@
+build/experiments/$(1): build/experiments/$(1).c $(FLAGS_STAMP)
+	$$(CC) $$(BUILD_CFLAGS) $$(LDFLAGS) -o $$@ $$<
+endef
+$(foreach e,$(EXPERIMENTS),$(eval $(call EXPERIMENT_RULES,$(e))))
 
 # Proving the servers hold: fuzzing, sanitizers, valgrind, fault and load
 # tests, static checks. book/d-tested.md says what each found.
@@ -103,10 +121,10 @@ FUZZ_CFLAGS := -std=c17 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize
 FUZZERS := $(addprefix build/fuzz/parse,$(FUZZ_STEPS))
 
 define FUZZ_RULES
-build/fuzz/parse$(1): tests/fuzz/parse.c $(wildcard steps/$(1)-*/server.c)
+build/fuzz/parse$(1): tests/fuzz/parse.c $(call step_source,$(1))
 	@mkdir -p $$(@D)
 	$$(FUZZ_CC) $$(FUZZ_CFLAGS) $(if $(filter 06,$(1)),-DSTEP_RESPONDS) \
-		-DSTEP_SOURCE='"$$(abspath $(wildcard steps/$(1)-*/server.c))"' -o $$@ $$<
+		-DSTEP_SOURCE='"$$(abspath $(call step_source,$(1)))"' -o $$@ $$<
 endef
 $(foreach n,$(FUZZ_STEPS),$(eval $(call FUZZ_RULES,$(n))))
 

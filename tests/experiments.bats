@@ -21,8 +21,8 @@ setup() {
             echo "expected:  $patch applies to its step, and the result builds" >&2
             echo "but:       $output" >&2
             echo "try it:    make build/experiments/$name" >&2
-            echo "hint:      the step changed since the patch was made: make the change again by hand," >&2
-            echo "           and keep it with diff -u --label a/STEP --label b/STEP STEP CHANGED >$patch" >&2
+            echo "hint:      a patch that no longer applies: the recipe above repairs it; one that" >&2
+            echo "           does not build: it must also remove what the change leaves unused" >&2
             failed=1
         fi
     done
