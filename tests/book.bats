@@ -114,8 +114,9 @@ scenes_in_chapters() {
     }
 }
 
-@test "book/transcripts/ holds one transcript per scene, and nothing else" {
-    diff <(book/transcript --list | sed 's/$/.txt/' | sort) <(cd book/transcripts && printf '%s\n' * | sort) >&2
+@test "book/transcripts/ holds one transcript per scene, and the tools' versions" {
+    diff <({ book/transcript --list | sed 's/$/.txt/'; echo tools.txt; } | sort) \
+        <(cd book/transcripts && printf '%s\n' * | sort) >&2
 }
 
 @test "every exercise answer in book/answers/ is in the answers appendix" {

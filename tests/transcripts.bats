@@ -10,6 +10,11 @@
 @test "the book's transcripts are what the servers print now" {
     cd "$BATS_TEST_DIRNAME/.." || exit 1
     local now=$BATS_TEST_TMPDIR/now difference
+    # Another curl, strace or C library prints other lines: compare only
+    # where the tools are those that made the transcripts (as in CI).
+    if ! difference=$(diff book/transcripts/tools.txt <(book/transcript --tools)); then
+        skip "the transcripts were made with other versions of curl, strace, ...: $(tr '\n' ' ' <<<"$difference")"
+    fi
     if ! book/transcript --all "$now" 2>"$BATS_TEST_TMPDIR/errors"; then
         echo "expected:  every scene of book/transcript plays" >&2
         echo "but:       $(cat "$BATS_TEST_TMPDIR/errors")" >&2
