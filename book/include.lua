@@ -13,9 +13,10 @@ what to show, and this filter replaces it when the book is built:
   ```{.diff diff="steps/03-listen/server.c steps/04-accept/server.c"}```
       diff -u between two files
   ```{.console transcript="step04-nc"}```
-      what book/transcript prints for that scene: real commands run
-      against the real servers while the book is built (book/build runs
-      them all beforehand, side by side, into $BOOK_TRANSCRIPTS)
+      book/transcripts/step04-nc.txt: what book/transcript printed for
+      that scene, real commands run against the real servers (make
+      transcripts plays them again; tests/transcripts.bats checks that
+      they are what the servers print now)
 
 Paths are relative to the top of the repository (book/build runs pandoc
 there). A missing file, region or scene stops the build with a message
@@ -158,24 +159,11 @@ function CodeBlock(block)
   end
 
   if attributes.transcript then
-    local scene = attributes.transcript
-    -- tests/book.bats checks the chapters without running the servers.
-    if os.getenv("BOOK_NO_TRANSCRIPTS") then
-      return pandoc.CodeBlock("(transcript " .. scene .. ")", pandoc.Attr("", { "console" }))
+    local path = "book/transcripts/" .. attributes.transcript .. ".txt"
+    if not exists(path) then
+      fail("no transcript " .. path .. ": a scene of book/transcript? then run make transcripts")
     end
-    -- book/build runs every scene at once beforehand, into this folder.
-    local cache = os.getenv("BOOK_TRANSCRIPTS")
-    local file = cache and io.open(cache .. "/" .. scene .. ".txt", "r")
-    local output, code
-    if file then
-      output, code = file:read("a"), 0
-      file:close()
-    else
-      output, code = run("book/transcript " .. scene)
-    end
-    if code ~= 0 then
-      fail("transcript '" .. scene .. "' failed (exit " .. tostring(code) .. "):\n" .. output)
-    end
-    return pandoc.CodeBlock((output:gsub("\n$", "")), pandoc.Attr("", { "console" }))
+    local output = table.concat(read_lines(path), "\n")
+    return pandoc.CodeBlock(output, pandoc.Attr("", { "console" }))
   end
 end
