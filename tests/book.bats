@@ -67,6 +67,80 @@ expect_failure_naming() {
     if grep -q 'serve_forever' "$out"; then return 1; fi
 }
 
+@test "a diff of a region shows that function's change, with where it goes" {
+    local page=$BATS_TEST_TMPDIR/page.md out=$BATS_TEST_TMPDIR/out.txt
+    printf '```{.diff diff="steps/04-accept/server.c steps/05-parse/server.c" region="serve_forever"}\n```\n' >"$page"
+    BOOK_NO_TRANSCRIPTS=1 pandoc "$page" --lua-filter book/include.lua --to plain -o "$out"
+    grep -q 'in serve_forever: replace the lines marked − with those marked +' "$out"
+    grep -Eq '^ *\+ +handle_connection\(fd\);' "$out"
+    grep -Eq '^ *- +close_connection\(fd\);' "$out"
+    if grep -q 'accept_connection(int listener' "$out"; then return 1; fi
+}
+
+@test "several regions make one listing, and a new one says what it follows" {
+    local page=$BATS_TEST_TMPDIR/page.md out=$BATS_TEST_TMPDIR/out.txt
+    printf '```{.c include="steps/05-parse/server.c" region="find_head_end, read_head"}\n```\n' >"$page"
+    BOOK_NO_TRANSCRIPTS=1 pandoc "$page" --lua-filter book/include.lua --to plain -o "$out"
+    grep -q 'new, after receive_more' "$out"
+    grep -q 'static size_t find_head_end(' "$out"
+    grep -q 'static struct rejection read_head(' "$out"
+}
+
+@test "a diff of a missing region fails and names it" {
+    expect_failure_naming '.diff diff="steps/04-accept/server.c steps/05-parse/server.c" region="no_such_function"' \
+        no_such_function
+}
+
+@test "a diff of a region that is new everywhere fails and says to include it" {
+    expect_failure_naming '.diff diff="steps/04-accept/server.c steps/05-parse/server.c" region="read_head"' \
+        'include='
+}
+
+@test "the whole step's diff is a command and a page, not a listing" {
+    local page=$BATS_TEST_TMPDIR/page.md out=$BATS_TEST_TMPDIR/out.html
+    printf '```{.diff diff="steps/04-accept/server.c steps/05-parse/server.c" show="command"}\n```\n' >"$page"
+    BOOK_NO_TRANSCRIPTS=1 pandoc "$page" --lua-filter book/include.lua --to html -o "$out"
+    grep -q 'diff -u steps/04-accept/server.c steps/05-parse/server.c' "$out"
+    grep -q 'href="diff-05.html"' "$out"
+    if grep -q '<pre' "$out"; then return 1; fi
+}
+
+# Every chapter 01 to 06 teaches its step the way STYLE.md asks: each
+# line once (at most 15% of its code lines shown twice), and all of
+# them (at least 98% of the lines the step adds, per diff). The numbers
+# come from tests/book-lines, which says how it counts.
+@test "each chapter shows its step's new lines once, and all of them" {
+    local chapter number step previous numbers report=''
+    local -i code twice added covered
+    for chapter in book/0[1-6]-*.md; do
+        number=$(basename "$chapter" | cut -c1-2)
+        step=$(echo steps/"$number"-*/server.c)
+        previous=/dev/null
+        [ "$number" = 01 ] || previous=$(echo steps/"$(printf '%02d' $((10#$number - 1)))"-*/server.c)
+        BOOK_NO_TRANSCRIPTS=1 pandoc "$chapter" --from markdown --lua-filter book/include.lua \
+            --to markdown -o "$BATS_TEST_TMPDIR/$number.md" &
+    done
+    wait
+    for chapter in book/0[1-6]-*.md; do
+        number=$(basename "$chapter" | cut -c1-2)
+        step=$(echo steps/"$number"-*/server.c)
+        previous=/dev/null
+        [ "$number" = 01 ] || previous=$(echo steps/"$(printf '%02d' $((10#$number - 1)))"-*/server.c)
+        numbers=$(tests/book-lines "$BATS_TEST_TMPDIR/$number.md" "$previous" "$step")
+        eval "$(head -n 1 <<<"$numbers" | tr ' ' '\n' | grep -E '^(code|twice|added|covered)=')"
+        if ((twice * 100 > code * 15)); then
+            report+="$chapter shows $twice of its $code code lines twice, more than 15%: show a function"
+            report+=" that changed as a diff of its region, and each piece once"$'\n'
+        fi
+        if ((covered * 100 < added * 98)); then
+            report+="$chapter shows $covered of the $added lines that $step adds, fewer than 98%;"
+            report+=" missing (line in $step: text):"$'\n'
+            report+=$(grep '^missing: ' <<<"$numbers" | sed 's/^missing: /    /' | head -n 40)$'\n'
+        fi
+    done
+    [ -z "$report" ] || { printf '%s' "$report" >&2; return 1; }
+}
+
 # Prints every fenced C block that holds code or includes nothing: such a
 # block must be empty and say what to include.
 hand_typed_c() {
