@@ -115,12 +115,12 @@ local function is_banner(line)
   return line ~= nil and line:match("^/%* ==== .* ==== %*/$") ~= nil
 end
 
--- Returns the first and last line of a region, or nil if the file has
--- none of that name: the comment block right above the declaration,
--- through the brace that closes it at column 0 (or the declaration's
--- own line, if it ends with a semicolon or is a #define). With
--- `banner`, a region that opens a section starts at the section's banner.
-local function find_region(lines, name, path, banner)
+-- Returns the first and last line of a region, and the line where its
+-- declaration starts, or nil if the file has none of that name: the
+-- comment block right above the declaration, through the brace that
+-- closes it at column 0 (or the declaration's own line, if it ends with
+-- a semicolon or is a #define).
+local function find_region(lines, name, path)
   if name == "top" then
     local last
     for i, line in ipairs(lines) do
@@ -131,7 +131,7 @@ local function find_region(lines, name, path, banner)
     if not last then
       fail("no #include in " .. path .. ", so no region 'top'")
     end
-    return 1, last
+    return 1, last, 1
   end
   local start
   for i, line in ipairs(lines) do
@@ -164,56 +164,47 @@ local function find_region(lines, name, path, banner)
       first = first - 1
     end
   end
-  if banner and first > 2 and lines[first - 1] == "" and is_banner(lines[first - 2]) then
-    first = first - 2
-  end
-  return first, finish
+  return first, finish, start
 end
 
-local function must_find_region(lines, name, path, banner)
-  local first, last = find_region(lines, name, path, banner)
+local function must_find_region(lines, name, path)
+  local first, last, start = find_region(lines, name, path)
   if not first then
     fail("no function or declaration '" .. name .. "' in " .. path)
   end
-  return first, last
+  return first, last, start
 end
 
--- The text of several regions, in the order named: regions that follow
--- each other in the file keep what lies between them (blank lines), the
--- others are set apart by one blank line. Also returns the line ranges.
-local function regions_text(lines, names, path, banner, optional)
-  local parts, ranges, previous = {}, {}, nil
-  for _, name in ipairs(names) do
-    local first, last
-    if optional then
-      first, last = find_region(lines, name, path, banner)
+-- The text of several line ranges, in the order given: ranges that
+-- follow each other in the file keep what lies between them (blank
+-- lines), the others are set apart by one blank line. Also returns the
+-- ranges as the label shows them, with neighbours joined.
+local function ranges_text(lines, ranges)
+  local parts, shown, previous = {}, {}, nil
+  for _, range in ipairs(ranges) do
+    local first, last = range[1], range[2]
+    local joined = false
+    if previous and first > previous then
+      joined = true
+      for i = previous + 1, first - 1 do
+        if lines[i] ~= "" then
+          joined = false
+        end
+      end
+    end
+    if joined then
+      first = previous + 1
+      shown[#shown][2] = last
     else
-      first, last = must_find_region(lines, name, path, banner)
-    end
-    if first then
       if previous then
-        local gap_is_blank = first > previous
-        for i = previous + 1, first - 1 do
-          if lines[i] ~= "" then
-            gap_is_blank = false
-          end
-        end
-        if gap_is_blank then
-          first = previous + 1
-        else
-          parts[#parts + 1] = ""
-        end
+        parts[#parts + 1] = ""
       end
-      parts[#parts + 1] = table.concat(lines, "\n", first, last)
-      if previous and first == previous + 1 then
-        ranges[#ranges][2] = last
-      else
-        ranges[#ranges + 1] = { first, last }
-      end
-      previous = last
+      shown[#shown + 1] = { first, last }
     end
+    parts[#parts + 1] = table.concat(lines, "\n", first, last)
+    previous = last
   end
-  return table.concat(parts, "\n"), ranges
+  return table.concat(parts, "\n"), shown
 end
 
 local function ranges_label(path, ranges)
@@ -239,36 +230,76 @@ local function previous_step(path)
   return nil
 end
 
+local function step_number(path)
+  return path:match("^steps/(%d%d)%-")
+end
+
 -- The name a reader knows a declaration by: a function's, a struct's, a
--- constant's; "the limits' enum" for "enum {".
+-- constant's, or "enum {" for the limits.
 local function declaration_name(line)
   if line:match("^enum {%s*$") then
     return "enum {"
   end
+  local struct = line:match("^struct ([%a_][%w_]*) {")
+  if struct then
+    return "struct " .. struct
+  end
   return line:match("^#define ([%a_][%w_]*)")
     or line:match("^enum { ([%a_][%w_]*)")
-    or line:match("^struct ([%a_][%w_]*) {") and "struct " .. line:match("^struct ([%a_][%w_]*) {")
     or line:match("([%a_][%w_]*)%(")
     or line:match("([%a_][%w_]*)%s*%[%]")
     or line:match("([%a_][%w_]*)%s*=")
 end
 
--- The declaration that comes before line `first` in the file: the last
--- line at column 0, above it, that starts one. nil if there is none.
-local function declaration_before(lines, first)
-  local in_comment = false
-  local name
-  for i = 1, first - 1 do
-    local line = lines[i]
+-- The map of a file: where each declaration starts, with its name and
+-- the banner of its section (the line number of the banner, or 0).
+local maps = {}
+local function file_map(path)
+  if maps[path] then
+    return maps[path]
+  end
+  local lines = read_lines(path)
+  local map = { declarations = {}, section = {} }
+  local in_comment, banner = false, 0
+  for i, line in ipairs(lines) do
     if in_comment then
       in_comment = not line:match("%*/")
+    elseif is_banner(line) then
+      banner = i
     elseif line:match("^%s*/%*") then
       in_comment = not line:match("%*/")
-    elseif line:match("^[%a_]") then
-      name = declaration_name(line) or name
+    elseif line:match("^[%a_#]") and not line:match("^#include") then
+      local name = declaration_name(line)
+      if name then
+        map.declarations[#map.declarations + 1] = { line = i, name = name }
+      end
     end
+    map.section[i] = banner
   end
-  return name
+  maps[path] = map
+  return map
+end
+
+-- What the reader has typed so far, in the order of the chapter: the
+-- lines where the declarations it has shown start, and the banners.
+local typed = {}
+local function typed_in(path)
+  typed[path] = typed[path] or { declarations = {}, banners = {} }
+  return typed[path]
+end
+
+local function as_set(lines)
+  local set = {}
+  for _, line in ipairs(lines) do
+    set[line] = true
+  end
+  return set
+end
+
+-- Has the reader got this line of the step's file already: from the
+-- step before, or from a listing higher up in this chapter?
+local function reader_has(path, old_set, line_number, kind)
+  return old_set[read_lines(path)[line_number]] or typed_in(path)[kind][line_number]
 end
 
 local function code_name(name)
@@ -286,38 +317,80 @@ local function join_names(names)
   return table.concat(quoted, ", ", 1, #quoted - 1) .. " and " .. quoted[#quoted]
 end
 
--- Where an included region goes, compared with the step before.
-local function where_included(path, lines, names, ranges)
-  local previous = previous_step(path)
-  if not previous then
-    return nil
-  end
-  local old = read_lines(previous)
-  local new_names, changed, same = {}, {}, {}
-  for _, name in ipairs(names) do
-    local old_first, old_last = find_region(old, name, previous)
-    local first, last = must_find_region(lines, name, path)
-    if not old_first then
-      new_names[#new_names + 1] = name
-    elseif table.concat(old, "\n", old_first, old_last) ~= table.concat(lines, "\n", first, last) then
-      changed[#changed + 1] = name
-    else
-      same[#same + 1] = name
+-- Where a new declaration goes, among those the reader already has:
+-- after the one above it in its section, or else before the one below
+-- it in its section, or else after the last one above it.
+local function place_of(path, old_set, start)
+  local map = file_map(path)
+  local section = map.section[start]
+  local above, below
+  for _, declaration in ipairs(map.declarations) do
+    if reader_has(path, old_set, declaration.line, "declarations") then
+      if declaration.line < start then
+        above = declaration
+      elseif declaration.line > start and not below then
+        below = declaration
+      end
     end
   end
-  local step = previous:match("^steps/(%d%d)")
-  local says = {}
-  if #new_names > 0 then
-    local before = declaration_before(lines, must_find_region(lines, new_names[1], path))
-    says[#says + 1] = "new, after " .. (before and code_name(before) or "the includes")
+  if above and map.section[above.line] == section then
+    return "after " .. code_name(above.name)
+  elseif below and map.section[below.line] == section then
+    return "before " .. code_name(below.name)
+  elseif above then
+    return "after " .. code_name(above.name)
   end
-  if #changed > 0 then
-    says[#says + 1] = "replaces " .. join_names(changed) .. " of step " .. step
+  return "after the includes"
+end
+
+-- The ranges an include shows, and where they go: each region, with its
+-- section's banner when the reader has not typed that banner yet.
+local function include_ranges(path, names)
+  local lines = read_lines(path)
+  local previous = previous_step(path)
+  local old = previous and read_lines(previous) or {}
+  local old_set = as_set(old)
+  local map = file_map(path)
+  local mine = typed_in(path)
+  local ranges, new_places, changed, same = {}, {}, {}, {}
+  for _, name in ipairs(names) do
+    local first, last, start = must_find_region(lines, name, path)
+    local banner = map.section[start]
+    if banner > 0 and not old_set[lines[banner]] and not mine.banners[banner] then
+      mine.banners[banner] = true
+      ranges[#ranges + 1] = { banner, banner }
+    end
+    ranges[#ranges + 1] = { first, last }
+    if previous then
+      local old_first, old_last = find_region(old, name, previous)
+      if not old_first then
+        if #new_places == 0 then
+          new_places[1] = place_of(path, old_set, start)
+        end
+      elseif table.concat(old, "\n", old_first, old_last) ~= table.concat(lines, "\n", first, last) then
+        changed[#changed + 1] = name
+      else
+        same[#same + 1] = name
+      end
+    end
+    mine.declarations[start] = true
   end
-  if #same > 0 then
-    says[#says + 1] = join_names(same) .. " as in step " .. step
+  local where
+  if previous then
+    local step = step_number(previous)
+    local says = {}
+    if #new_places > 0 then
+      says[#says + 1] = "new, " .. new_places[1]
+    end
+    if #changed > 0 then
+      says[#says + 1] = "replaces " .. join_names(changed) .. " of step " .. step
+    end
+    if #same > 0 then
+      says[#says + 1] = join_names(same) .. " as in step " .. step
+    end
+    where = table.concat(says, "; ")
   end
-  return table.concat(says, "; ")
+  return ranges, where
 end
 
 -- Where the lines of a region diff go.
@@ -418,25 +491,35 @@ local function diff_texts(old_text, new_text, context, old_offset, new_offset, w
   return table.concat(out, "\n")
 end
 
-local function step_number(path)
-  return path:match("^steps/(%d%d)%-")
-end
-
 local function include_block(block)
   local attributes = block.attributes
   local path = attributes.include
   local lines = read_lines(path)
   local text, label, where
   if attributes.region then
-    local names = split_names(attributes.region)
     local ranges
-    text, ranges = regions_text(lines, names, path, true, false)
+    ranges, where = include_ranges(path, split_names(attributes.region))
+    text, ranges = ranges_text(lines, ranges)
     label = ranges_label(path, ranges)
-    where = attributes.where or where_included(path, lines, names, ranges)
   else
-    text, label, where = table.concat(lines, "\n"), path, attributes.where
+    text, label = table.concat(lines, "\n"), path
   end
-  return caption(label, where, pandoc.CodeBlock(text, pandoc.Attr("", block.classes)))
+  return caption(label, attributes.where or where, pandoc.CodeBlock(text, pandoc.Attr("", block.classes)))
+end
+
+-- The ranges of the regions named, in a file, and those it lacks.
+local function regions_in(lines, names, path, optional)
+  local ranges = {}
+  for _, name in ipairs(names) do
+    local first, last, start = find_region(lines, name, path)
+    if first then
+      ranges[#ranges + 1] = { first, last }
+      typed_in(path).declarations[start] = true
+    elseif not optional then
+      fail("no function or declaration '" .. name .. "' in " .. path)
+    end
+  end
+  return ranges
 end
 
 local function whole_diff_summary(old, new, output)
@@ -474,8 +557,8 @@ local function diff_block(block)
   if attributes.region then
     local names = split_names(attributes.region)
     local old_lines, new_lines = read_lines(old), read_lines(new)
-    local new_text, new_ranges = regions_text(new_lines, names, new, false, false)
-    local old_text, old_ranges = regions_text(old_lines, names, old, false, true)
+    local new_text, new_ranges = ranges_text(new_lines, regions_in(new_lines, names, new, false))
+    local old_text, old_ranges = ranges_text(old_lines, regions_in(old_lines, names, old, true))
     if #old_ranges == 0 then
       fail("none of '" .. attributes.region .. "' is in " .. old .. ": show new code with include=, not diff=")
     end

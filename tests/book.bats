@@ -77,10 +77,15 @@ expect_failure_naming() {
     if grep -q 'accept_connection(int listener' "$out"; then return 1; fi
 }
 
+# The place of new code is among what the reader has typed so far: code
+# from the step before, and the listings above it in the chapter.
 @test "several regions make one listing, and a new one says what it follows" {
     local page=$BATS_TEST_TMPDIR/page.md out=$BATS_TEST_TMPDIR/out.txt
-    printf '```{.c include="steps/05-parse/server.c" region="find_head_end, read_head"}\n```\n' >"$page"
+    printf '```{.c include="steps/05-parse/server.c" region="%s"}\n```\n\n' \
+        'receive_more' 'find_head_end, read_head' >"$page"
     BOOK_NO_TRANSCRIPTS=1 pandoc "$page" --lua-filter book/include.lua --to plain -o "$out"
+    grep -q 'new, after close_connection' "$out"
+    grep -q '/\* ==== Reading a request ==== \*/' "$out"
     grep -q 'new, after receive_more' "$out"
     grep -q 'static size_t find_head_end(' "$out"
     grep -q 'static struct rejection read_head(' "$out"
