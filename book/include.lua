@@ -7,33 +7,37 @@ what to show, and this filter replaces it when the book is built:
   ```{.c include="steps/04-accept/server.c"}```                 the whole file
   ```{.c include="steps/04-accept/server.c" region="serve_forever"}```
       one function (or struct), from the comment above it to its
-      closing brace at column 0; the first function of a section comes
-      with the section's banner, /* ==== Connections ==== */
+      closing brace at column 0
   ```{.c include="steps/02-bind/server.c" region="enum {"}```
       the same, for a declaration found by how its first line starts
+      ("enum {", "struct request", "#define DEFAULT_ADDRESS")
   ```{.c include="steps/05-parse/server.c" region="receive, receive_more"}```
-      several regions, in the order named, in one block
+      several regions, in the order named, in one listing
   ```{.c include="steps/01-socket/server.c" region="top"}```
       the top of the file: its opening comment through the last #include
   ```{.diff diff="steps/03-listen/server.c steps/04-accept/server.c"}```
       diff -u between two files
   ```{.diff diff="steps/04-accept/server.c steps/05-parse/server.c" region="serve_forever"}```
-      diff -u of one region (or several) between two files, the whole
-      region as context (context="N" for N lines); a region named here
-      may be missing from the first file, when it is new there
+      diff -u of one region (or several) between two files, with the
+      whole region as context (context="N": N lines); one of several
+      regions may be new, as long as one is in the first file
   ```{.diff diff="steps/04-accept/server.c steps/05-parse/server.c" show="command"}```
-      not the diff: the command that prints it, how many lines it adds
-      and removes, and in the HTML a link to a page that shows it
-      (diff-05.html, which book/build writes for every step)
+      not the diff but the command that prints it, how many lines it
+      adds and removes, and in the HTML a link to the page that shows
+      it (diff-05.html: book/build writes one for every step)
   ```{.console transcript="step04-nc"}```
       what book/transcript prints for that scene: real commands run
       against the real servers while the book is built (book/build runs
       them all beforehand, side by side, into $BOOK_TRANSCRIPTS)
 
-Every listing of a step's code gets a caption: where the lines are, and
-where they go, worked out against the step before ("new, after
-`read_head`", "in `enum {`: add the lines marked +"). A chapter can
-write its own with where="replaces `wait_for_interrupt`".
+A chapter teaches a step in pieces, each shown once. Each listing of a
+step's code says where its lines go, among what the reader has typed
+so far (the step before, and the listings above it in the chapter):
+"new, after `read_head`", "new, before `serve_forever`", "in `enum {`:
+add the + lines". A chapter can say it its own way, with
+where="new, in place of `wait_for_interrupt`". The first piece of a
+section the step adds comes with the section's banner comment,
+/* ==== Connections ==== */.
 
 Paths are relative to the top of the repository (book/build runs pandoc
 there). A missing file, region or scene stops the build with a message
@@ -251,8 +255,9 @@ local function declaration_name(line)
     or line:match("([%a_][%w_]*)%s*=")
 end
 
--- The map of a file: where each declaration starts, with its name and
--- the banner of its section (the line number of the banner, or 0).
+-- The map of a file: where each declaration after the includes starts,
+-- with its name, and the banner of each line's section (its line
+-- number, or 0).
 local maps = {}
 local function file_map(path)
   if maps[path] then
@@ -261,14 +266,17 @@ local function file_map(path)
   local lines = read_lines(path)
   local map = { declarations = {}, section = {} }
   local in_comment, banner = false, 0
+  local _, includes_end = find_region(lines, "top", path)
   for i, line in ipairs(lines) do
-    if in_comment then
+    if i <= includes_end then
+      -- the opening comment, the feature macro and the includes
+    elseif in_comment then
       in_comment = not line:match("%*/")
     elseif is_banner(line) then
       banner = i
     elseif line:match("^%s*/%*") then
       in_comment = not line:match("%*/")
-    elseif line:match("^[%a_#]") and not line:match("^#include") then
+    elseif line:match("^[%a_#]") then
       local name = declaration_name(line)
       if name then
         map.declarations[#map.declarations + 1] = { line = i, name = name }
@@ -298,8 +306,8 @@ end
 
 -- Has the reader got this line of the step's file already: from the
 -- step before, or from a listing higher up in this chapter?
-local function reader_has(path, old_set, line_number, kind)
-  return old_set[read_lines(path)[line_number]] or typed_in(path)[kind][line_number]
+local function reader_has(path, old_set, line_number)
+  return old_set[read_lines(path)[line_number]] or typed_in(path).declarations[line_number]
 end
 
 local function code_name(name)
@@ -325,7 +333,7 @@ local function place_of(path, old_set, start)
   local section = map.section[start]
   local above, below
   for _, declaration in ipairs(map.declarations) do
-    if reader_has(path, old_set, declaration.line, "declarations") then
+    if reader_has(path, old_set, declaration.line) then
       if declaration.line < start then
         above = declaration
       elseif declaration.line > start and not below then
@@ -420,9 +428,9 @@ local function where_changed(old_lines, old_path, names, diff_text)
     says = says .. ", and the new " .. join_names(new_names)
   end
   if removes then
-    return says .. ": replace the lines marked − with those marked +"
+    return says .. ": the − lines become the + lines"
   end
-  return says .. ": add the lines marked +"
+  return says .. ": add the + lines"
 end
 
 local function markdown_inlines(text)
@@ -537,7 +545,8 @@ local function whole_diff_summary(old, new, output)
   }
   local number = step_number(new)
   if number then
-    inlines[#inlines + 1] = pandoc.Span({ pandoc.Space(), pandoc.Link("Read it on one page.", "diff-" .. number .. ".html") },
+    inlines[#inlines + 1] = pandoc.Space()
+    inlines[#inlines + 1] = pandoc.Span({ pandoc.Link("Read it on one page.", "diff-" .. number .. ".html") },
       pandoc.Attr("", { "html-only" }))
   end
   return pandoc.Div({ pandoc.Para(inlines) }, pandoc.Attr("", { "whole-diff" }))

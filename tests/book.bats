@@ -71,7 +71,7 @@ expect_failure_naming() {
     local page=$BATS_TEST_TMPDIR/page.md out=$BATS_TEST_TMPDIR/out.txt
     printf '```{.diff diff="steps/04-accept/server.c steps/05-parse/server.c" region="serve_forever"}\n```\n' >"$page"
     BOOK_NO_TRANSCRIPTS=1 pandoc "$page" --lua-filter book/include.lua --to plain -o "$out"
-    grep -q 'in serve_forever: replace the lines marked − with those marked +' "$out"
+    grep -q 'in serve_forever: the − lines become the + lines' "$out"
     grep -Eq '^ *\+ +handle_connection\(fd\);' "$out"
     grep -Eq '^ *- +close_connection\(fd\);' "$out"
     if grep -q 'accept_connection(int listener' "$out"; then return 1; fi
