@@ -191,11 +191,11 @@ hand_typed_c() {
 }
 
 @test "every exercise answer in book/answers/ is in the answers appendix" {
-    local answer missing=0
-    for answer in book/answers/*/server.c; do
-        [ -e "$answer" ] || continue
-        if ! grep -qF "$answer" book/c-answers.md; then
-            echo "book/c-answers.md does not show $answer" >&2
+    local answers=(book/answers/*.diff) answer missing=0
+    [ -e "${answers[0]}" ] || { echo "no answers in book/answers/*.diff" >&2; return 1; }
+    for answer in "${answers[@]}"; do
+        if ! grep -qF "{.diff include=\"$answer\"}" book/c-answers.md; then
+            echo "book/c-answers.md does not show $answer: {.diff include=\"$answer\"}" >&2
             missing=1
         fi
     done
