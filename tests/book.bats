@@ -57,10 +57,20 @@ expect_failure_naming() {
         book/answers/nothing/server.c
 }
 
+# Renders a page of empty code blocks, one for each set of attributes,
+# through the filter into $BATS_TEST_TMPDIR/out, as FORMAT (plain, html).
+#   render FORMAT BLOCK-ATTRIBUTES...
+render() {
+    local format=$1 page=$BATS_TEST_TMPDIR/page.md
+    shift
+    printf '```{%s}\n```\n\n' "$@" >"$page"
+    BOOK_NO_TRANSCRIPTS=1 pandoc "$page" --lua-filter book/include.lua --to "$format" \
+        -o "$BATS_TEST_TMPDIR/out"
+}
+
 @test "a region is a whole function, from its comment to its closing brace" {
-    local page=$BATS_TEST_TMPDIR/page.md out=$BATS_TEST_TMPDIR/out.txt
-    printf '```{.c include="steps/04-accept/server.c" region="close_connection"}\n```\n' >"$page"
-    BOOK_NO_TRANSCRIPTS=1 pandoc "$page" --lua-filter book/include.lua --to plain -o "$out"
+    render plain '.c include="steps/04-accept/server.c" region="close_connection"'
+    local out=$BATS_TEST_TMPDIR/out
     grep -q '/\* close(2) frees the descriptor' "$out"
     grep -q 'static void close_connection(int fd)' "$out"
     tail -n 1 "$out" | grep -q '^ *}$'
@@ -68,9 +78,8 @@ expect_failure_naming() {
 }
 
 @test "a diff of a region shows that function's change, with where it goes" {
-    local page=$BATS_TEST_TMPDIR/page.md out=$BATS_TEST_TMPDIR/out.txt
-    printf '```{.diff diff="steps/04-accept/server.c steps/05-parse/server.c" region="serve_forever"}\n```\n' >"$page"
-    BOOK_NO_TRANSCRIPTS=1 pandoc "$page" --lua-filter book/include.lua --to plain -o "$out"
+    render plain '.diff diff="steps/04-accept/server.c steps/05-parse/server.c" region="serve_forever"'
+    local out=$BATS_TEST_TMPDIR/out
     grep -q 'in serve_forever: the − lines become the + lines' "$out"
     grep -Eq '^ *\+ +handle_connection\(fd\);' "$out"
     grep -Eq '^ *- +close_connection\(fd\);' "$out"
@@ -80,10 +89,9 @@ expect_failure_naming() {
 # The place of new code is among what the reader has typed so far: code
 # from the step before, and the listings above it in the chapter.
 @test "several regions make one listing, and a new one says what it follows" {
-    local page=$BATS_TEST_TMPDIR/page.md out=$BATS_TEST_TMPDIR/out.txt
-    printf '```{.c include="steps/05-parse/server.c" region="%s"}\n```\n\n' \
-        'receive_more' 'find_head_end, read_head' >"$page"
-    BOOK_NO_TRANSCRIPTS=1 pandoc "$page" --lua-filter book/include.lua --to plain -o "$out"
+    render plain '.c include="steps/05-parse/server.c" region="receive_more"' \
+        '.c include="steps/05-parse/server.c" region="find_head_end, read_head"'
+    local out=$BATS_TEST_TMPDIR/out
     grep -q 'new, after close_connection' "$out"
     grep -q '/\* ==== Reading a request ==== \*/' "$out"
     grep -q 'new, after receive_more' "$out"
@@ -102,12 +110,19 @@ expect_failure_naming() {
 }
 
 @test "the whole step's diff is a command and a page, not a listing" {
-    local page=$BATS_TEST_TMPDIR/page.md out=$BATS_TEST_TMPDIR/out.html
-    printf '```{.diff diff="steps/04-accept/server.c steps/05-parse/server.c" show="command"}\n```\n' >"$page"
-    BOOK_NO_TRANSCRIPTS=1 pandoc "$page" --lua-filter book/include.lua --to html -o "$out"
+    render html '.diff diff="steps/04-accept/server.c steps/05-parse/server.c" show="command"'
+    local out=$BATS_TEST_TMPDIR/out
     grep -q 'diff -u steps/04-accept/server.c steps/05-parse/server.c' "$out"
     grep -q 'href="diff-05.html"' "$out"
     if grep -q '<pre' "$out"; then return 1; fi
+}
+
+# Prints the server.c of the step before chapter NUMBER's (/dev/null for
+# the first), then its own.
+chapter_steps() {
+    local previous=/dev/null
+    [ "$1" = 01 ] || previous=$(echo steps/"$(printf '%02d' $((10#$1 - 1)))"-*/server.c)
+    echo "$previous" steps/"$1"-*/server.c
 }
 
 # Every chapter 01 to 06 teaches its step the way STYLE.md asks: each
@@ -115,24 +130,18 @@ expect_failure_naming() {
 # them (at least 98% of the lines the step adds, per diff). The numbers
 # come from tests/book-lines, which says how it counts.
 @test "each chapter shows its step's new lines once, and all of them" {
-    local chapter number step previous numbers report=''
+    local chapter number previous step numbers report=''
     local -i code twice added covered
     for chapter in book/0[1-6]-*.md; do
-        number=$(basename "$chapter" | cut -c1-2)
-        step=$(echo steps/"$number"-*/server.c)
-        previous=/dev/null
-        [ "$number" = 01 ] || previous=$(echo steps/"$(printf '%02d' $((10#$number - 1)))"-*/server.c)
         BOOK_NO_TRANSCRIPTS=1 pandoc "$chapter" --from markdown --lua-filter book/include.lua \
-            --to markdown -o "$BATS_TEST_TMPDIR/$number.md" &
+            --to markdown -o "$BATS_TEST_TMPDIR/$(basename "$chapter")" &
     done
     wait
     for chapter in book/0[1-6]-*.md; do
         number=$(basename "$chapter" | cut -c1-2)
-        step=$(echo steps/"$number"-*/server.c)
-        previous=/dev/null
-        [ "$number" = 01 ] || previous=$(echo steps/"$(printf '%02d' $((10#$number - 1)))"-*/server.c)
-        numbers=$(tests/book-lines "$BATS_TEST_TMPDIR/$number.md" "$previous" "$step")
-        eval "$(head -n 1 <<<"$numbers" | tr ' ' '\n' | grep -E '^(code|twice|added|covered)=')"
+        read -r previous step < <(chapter_steps "$number")
+        numbers=$(tests/book-lines "$BATS_TEST_TMPDIR/$(basename "$chapter")" "$previous" "$step")
+        read -r code twice _ added covered _ < <(head -n 1 <<<"$numbers" | sed 's/[a-z_]*=//g')
         if ((twice * 100 > code * 15)); then
             report+="$chapter shows $twice of its $code code lines twice, more than 15%: show a function"
             report+=" that changed as a diff of its region, and each piece once"$'\n'
