@@ -33,7 +33,8 @@ what to show, and this filter replaces it when the book is built:
 A chapter teaches a step in pieces, each shown once. Each listing of a
 step's code says where its lines go, among what the reader has typed
 so far (the step before, and the listings above it in the chapter):
-"new, after `read_head`", "new, before `serve_forever`", "in `enum {`:
+"new, after `read_head`", "new, between `next_line` and
+`parse_request_line`", "in `enum {`:
 add the + lines". A chapter can say it its own way, with
 where="new, in place of `wait_for_interrupt`". The first piece of a
 section the step adds comes with the section's banner comment,
@@ -326,8 +327,8 @@ local function join_names(names)
 end
 
 -- Where a new declaration goes, among those the reader already has:
--- after the one above it in its section, or else before the one below
--- it in its section, or else after the last one above it.
+-- between the ones above and below it in its section, or after the one
+-- above, or before the one below, or else after the last one above it.
 local function place_of(path, old_set, start)
   local map = file_map(path)
   local section = map.section[start]
@@ -341,9 +342,13 @@ local function place_of(path, old_set, start)
       end
     end
   end
-  if above and map.section[above.line] == section then
+  local above_here = above and map.section[above.line] == section
+  local below_here = below and map.section[below.line] == section
+  if above_here and below_here then
+    return "between " .. code_name(above.name) .. " and " .. code_name(below.name)
+  elseif above_here then
     return "after " .. code_name(above.name)
-  elseif below and map.section[below.line] == section then
+  elseif below_here then
     return "before " .. code_name(below.name)
   elseif above then
     return "after " .. code_name(above.name)
