@@ -26,9 +26,10 @@ what to show, and this filter replaces it when the book is built:
       adds and removes, and in the HTML a link to the page that shows
       it (diff-05.html: book/build writes one for every step)
   ```{.console transcript="step04-nc"}```
-      what book/transcript prints for that scene: real commands run
-      against the real servers while the book is built (book/build runs
-      them all beforehand, side by side, into $BOOK_TRANSCRIPTS)
+      book/transcripts/step04-nc.txt: what book/transcript printed for
+      that scene, real commands run against the real servers (make
+      transcripts plays them again; tests/transcripts.bats checks that
+      they are what the servers print now)
 
 A chapter teaches a step in pieces, each shown once. Each listing of a
 step's code says where its lines go, among what the reader has typed
@@ -600,26 +601,15 @@ local function diff_block(block)
     pandoc.CodeBlock((output:gsub("\n$", "")), pandoc.Attr("", { "diff" })))
 end
 
+-- A transcript, as kept in book/transcripts/ (make transcripts plays
+-- the scenes of book/transcript again against the servers).
 local function transcript_block(block)
-  local scene = block.attributes.transcript
-  -- tests/book.bats checks the chapters without running the servers.
-  if os.getenv("BOOK_NO_TRANSCRIPTS") then
-    return pandoc.CodeBlock("(transcript " .. scene .. ")", pandoc.Attr("", { "console" }))
+  local path = "book/transcripts/" .. block.attributes.transcript .. ".txt"
+  if not exists(path) then
+    fail("no transcript " .. path .. ": a scene of book/transcript? then run make transcripts")
   end
-  -- book/build runs every scene at once beforehand, into this folder.
-  local cache = os.getenv("BOOK_TRANSCRIPTS")
-  local file = cache and io.open(cache .. "/" .. scene .. ".txt", "r")
-  local output, code
-  if file then
-    output, code = file:read("a"), 0
-    file:close()
-  else
-    output, code = run("book/transcript " .. scene)
-  end
-  if code ~= 0 then
-    fail("transcript '" .. scene .. "' failed (exit " .. tostring(code) .. "):\n" .. output)
-  end
-  return pandoc.CodeBlock((output:gsub("\n$", "")), pandoc.Attr("", { "console" }))
+  local output = table.concat(read_lines(path), "\n")
+  return pandoc.CodeBlock(output, pandoc.Attr("", { "console" }))
 end
 
 function CodeBlock(block)

@@ -178,3 +178,47 @@ field() {
             "$(tail -n 1 "$LOG")" "$(by_hand "curl http://127.0.0.1:8080$path")" \
             "book/06-respond.md, section 'Each connection'"
 }
+
+# part: route
+@test "OPTIONS * and OPTIONS / answer 200 with Allow, which lists OPTIONS, and no content" {
+    start_server listening 0
+    local request response allow
+    for request in 'OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n' 'OPTIONS / HTTP/1.1\r\nHost: x\r\n\r\n'; do
+        response=$(raw_request "$request" | tr -d '\r')
+        allow=$(sed -n 's/^Allow: //Ip' <<<"$response")
+        [[ $response == 'HTTP/1.1 200 '* && $response == *$'\nContent-Length: 0\n'* &&
+            $allow == *GET* && $allow == *OPTIONS* && $response != *$'\n\n'?* ]] || # $(...) drops the empty line, so: nothing after it
+            fail_because "200, Allow listing GET and OPTIONS, Content-Length: 0 and no content, for '$request'" \
+                "$(tr '\n' '|' <<<"${response:-nothing}")" "curl -i -X OPTIONS --request-target '*' http://127.0.0.1:8080/" \
+                "book/06-respond.md, section 'OPTIONS *'"
+    done
+    response=$(raw_request 'PUT / HTTP/1.1\r\nHost: x\r\n\r\n' | tr -d '\r')
+    [[ $(sed -n 's/^Allow: //Ip' <<<"$response") == *OPTIONS* ]] ||
+        fail_because "the same Allow, with OPTIONS, in a 405" "$(tr '\n' '|' <<<"${response:-nothing}")" \
+            "curl -i -X PUT http://127.0.0.1:8080/" "book/06-respond.md, section 'OPTIONS *'"
+}
+
+# part: route
+@test "a target in absolute-form is served by its path, whatever Host says" {
+    start_server listening 0
+    local status path
+    status=$(fetch --proxy "http://127.0.0.1:$PORT" http://example.com/)
+    [ "$status" = 200 ] && [ "$(cat "$BATS_TEST_TMPDIR/body")" = '<h1>hello world</h1>' ] ||
+        fail_because "200 and the hello page for GET http://example.com/ (curl --proxy sends absolute-form)" \
+            "status $status" "curl -i --proxy http://127.0.0.1:8080 http://example.com/" \
+            "book/05-parse.md, section 'The request target, and Host'"
+    local response
+    response=$(raw_request 'GET HTTP://EXAMPLE.COM:8080 HTTP/1.1\r\nHost: elsewhere.example\r\n\r\n' |
+        tr -d '\r' | tail -n 1)
+    [ "$response" = '<h1>hello world</h1>' ] ||
+        fail_because "the hello page for GET HTTP://EXAMPLE.COM:8080 (an empty path is /), with another Host" \
+            "'${response:0:80}'" \
+            "$(raw_command 'GET HTTP://EXAMPLE.COM:8080 HTTP/1.1\r\nHost: elsewhere.example\r\n\r\n')" \
+            "book/05-parse.md, section 'The request target, and Host'"
+    path=/$(random_word)
+    status=$(fetch --proxy "http://127.0.0.1:$PORT" "http://example.com$path")
+    [ "$status" = 404 ] ||
+        fail_because "404 for GET http://example.com$path" "status $status" \
+            "curl -i --proxy http://127.0.0.1:8080 http://example.com$path" \
+            "book/05-parse.md, section 'The request target, and Host'"
+}

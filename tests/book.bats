@@ -13,9 +13,9 @@ setup() {
     command -v pandoc >/dev/null || skip "pandoc is not installed (sudo apt install pandoc)"
 }
 
-# Runs the filter over one markdown file, without the servers.
+# Runs the filter over one markdown file.
 expand() {
-    BOOK_NO_TRANSCRIPTS=1 pandoc "$1" --from markdown --lua-filter book/include.lua \
+    pandoc "$1" --from markdown --lua-filter book/include.lua \
         --to markdown -o /dev/null 2>&1
 }
 
@@ -64,8 +64,7 @@ render() {
     local format=$1 page=$BATS_TEST_TMPDIR/page.md
     shift
     printf '```{%s}\n```\n\n' "$@" >"$page"
-    BOOK_NO_TRANSCRIPTS=1 pandoc "$page" --lua-filter book/include.lua --to "$format" \
-        -o "$BATS_TEST_TMPDIR/out"
+    pandoc "$page" --lua-filter book/include.lua --to "$format" -o "$BATS_TEST_TMPDIR/out"
 }
 
 @test "a region is a whole function, from its comment to its closing brace" {
@@ -133,7 +132,7 @@ chapter_steps() {
     local chapter number previous step numbers report=''
     local -i code twice added covered
     for chapter in book/0[1-6]-*.md; do
-        BOOK_NO_TRANSCRIPTS=1 pandoc "$chapter" --from markdown --lua-filter book/include.lua \
+        pandoc "$chapter" --from markdown --lua-filter book/include.lua \
             --to markdown -o "$BATS_TEST_TMPDIR/$(basename "$chapter")" &
     done
     wait
@@ -187,16 +186,24 @@ hand_typed_c() {
     [ "$(wc -l <<<"$output")" -eq 1 ]
 }
 
-@test "every transcript a chapter names is a scene of book/transcript" {
-    local scenes missing=0 scene
-    scenes=$(book/transcript --list)
-    while read -r scene; do
-        if ! grep -qx "$scene" <<<"$scenes"; then
-            echo "no scene '$scene' in book/transcript" >&2
-            missing=1
-        fi
-    done < <(sed -n 's/.*transcript="\([^"]*\)".*/\1/p' book/*.md | sort -u)
-    [ "$missing" -eq 0 ]
+# The scenes the chapters show, in the order they first show them.
+scenes_in_chapters() {
+    sed -n 's/.*transcript="\([^"]*\)".*/\1/p' book/[0-9][0-9]-*.md book/[a-z]-*.md | awk '!seen[$0]++'
+}
+
+@test "the chapters show every scene of book/transcript, in its order" {
+    local shown
+    shown=$(scenes_in_chapters)
+    [ "$shown" = "$(book/transcript --list)" ] || {
+        echo "the chapters show these scenes, in this order (left), book/transcript has (right):" >&2
+        diff <(echo "$shown") <(book/transcript --list) >&2
+        return 1
+    }
+}
+
+@test "book/transcripts/ holds one transcript per scene, and the tools' versions" {
+    diff <({ book/transcript --list | sed 's/$/.txt/'; echo tools.txt; } | sort) \
+        <(cd book/transcripts && printf '%s\n' * | sort) >&2
 }
 
 @test "every exercise answer in book/answers/ is in the answers appendix" {

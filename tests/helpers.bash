@@ -225,7 +225,7 @@ wait_for_count() {
 }
 
 # shellcheck disable=SC2034 # used by the .bats files
-MALFORMED_REQUEST_COUNT=17
+MALFORMED_REQUEST_COUNT=35
 
 # The malformed requests and what the server must make of them, one per
 # line, separated by tabs: the status code (step 05 logs it, step 06
@@ -250,6 +250,24 @@ malformed_requests() {
 413	POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999\r\n\r\n
 414	GET /%s HTTP/1.1\r\nHost: x\r\n\r\n	3000	a
 431	GET / HTTP/1.1\r\nHost: x\r\nX-Long: %s\r\n\r\n	5000	b
+400	GET / HTTP/1.1\r\nHost: a b\r\n\r\n
+400	GET / HTTP/1.1\r\nHost: a:80:80\r\n\r\n
+400	GET / HTTP/1.1\r\nHost: example.com:80a\r\n\r\n
+400	GET / HTTP/1.1\r\nHost: [::g]:80\r\n\r\n
+400	GET / HTTP/1.1\r\nHost: user@example.com\r\n\r\n
+400	GET http://:80/ HTTP/1.1\r\nHost: x\r\n\r\n
+400	GET ftp://example.com/ HTTP/1.1\r\nHost: x\r\n\r\n
+400	GET http://user@example.com/ HTTP/1.1\r\nHost: x\r\n\r\n
+400	GET * HTTP/1.1\r\nHost: x\r\n\r\n
+400	GET / HTTP/1.2\r\n\r\n
+400	\r\n\r\n\r\n\r\n\r\n\r\n\r\n\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n
+400	GET / HTTP/1.1\r\n Host: x\r\n\r\n
+400	GET / HTTP/1.1\r\nHost: x\r\nX: a\rb\r\n\r\n
+400	POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5, 5\r\n\r\nhello
+400	POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n
+400	POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n
+400	GET / http/1.1\r\nHost: x\r\n\r\n
+400	GET / HTTP/1.1\r\nHost: x\r\nX: a\000b\r\n\r\n
 REQUESTS
 }
 
