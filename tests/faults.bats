@@ -233,7 +233,8 @@ send_flood() {
     before=$(count_log '^(rejected with|dropped:)')
     untraced send_flood "$dir" >"$BATS_TEST_TMPDIR/flood"
     read -r count bad <"$BATS_TEST_TMPDIR/flood"
-    after=$(wait_for_log_count '^(rejected with|dropped:)' "$((before + count))")
+    wait_for_count '^(rejected with|dropped:)' "$((before + count))" >/dev/null || true
+    after=$(count_log '^(rejected with|dropped:)')
     report "$count malformed requests sent, $((after - before)) rejected or dropped, $bad wrong answers"
     if [ "$bad" -ne 0 ]; then
         fail_because "an error status (4xx, 5xx) or a clean close for every malformed request" \
@@ -270,7 +271,8 @@ send_flood() {
     rss_after=$(resident_kb)
     report "$LOAD_REQUESTS requests in $took ms (status: count $codes); descriptors $fds_before -> $fds_after; VmRSS $rss_before -> $rss_after KiB"
     local served
-    served=$(wait_for_log_count '^request: GET / HTTP/1.1' "$((LOAD_REQUESTS + 200))")
+    wait_for_count '^request: GET / HTTP/1.1' "$((LOAD_REQUESTS + 200))" >/dev/null || true
+    served=$(count_log '^request: GET / HTTP/1.1')
     if [ "$served" -lt "$((LOAD_REQUESTS + 200))" ]; then
         fail_because "$((LOAD_REQUESTS + 200)) requests in the log" "$served" "make faults"
         return 1
