@@ -50,18 +50,6 @@ use_answer() {
     [ -x "$SERVER" ] || fail_because "a program at $SERVER" "there is none" "make answers"
 }
 
-# Fetches with curl: the head goes to $BATS_TEST_TMPDIR/head, the body to
-# $BATS_TEST_TMPDIR/body; prints the status code.
-fetch() {
-    curl -s -m "$WAIT_SECONDS" -D "$BATS_TEST_TMPDIR/head" -o "$BATS_TEST_TMPDIR/body" \
-        -w '%{http_code}' -H 'Expect:' "$@" || true
-}
-
-# The value of a header field in the last head fetched.
-field() {
-    sed -n "s/^$1: \\(.*\\)\\r\$/\\1/Ip" "$BATS_TEST_TMPDIR/head" | head -n 1
-}
-
 # bats test_tags=exercise
 @test "01-socket-ipv6: creates an IPv6 socket too, and prints both descriptors" {
     use_answer 01-socket-ipv6

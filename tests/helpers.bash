@@ -40,9 +40,9 @@ fail_because() {
         echo "expected:  $1"
         if [ -n "$ended" ]; then
             echo "but:       $ended"
-            echo "           $(head -c 600 <<<"$2")"
+            head -c 600 <<<"$2" | sed 's/^/           /'
         else
-            echo "but:       $(head -c 600 <<<"$2")"
+            head -c 600 <<<"$2" | sed '1s/^/but:       /; 2,$s/^/           /'
         fi
         echo "try it:    $(time_limited "$try")"
         echo "hint:      ${4:-$(test_hint)}"
@@ -434,6 +434,11 @@ curl_verdict() {
     esac
 }
 
+# What the last client saw, for a "but:" line: "curl got an empty reply".
+curl_said() {
+    cat "$BATS_TEST_TMPDIR/exchange" 2>/dev/null
+}
+
 # The value of a header field in the last head fetched.
 field() {
     sed -n "s/^$1: \\(.*\\)\\r\$/\\1/Ip" "$BATS_TEST_TMPDIR/head" | head -n 1
@@ -490,8 +495,9 @@ check_malformed_requests() {
     [ "$count" -gt 0 ] || fail_because "malformed requests of part '$part' to check" \
         "the list in tests/helpers.bash has none" "grep '$part' tests/helpers.bash" || return 1
     [ "$failed" -eq 0 ] ||
-        fail_because "the right status for all $count malformed requests above" \
-            "$failed of them did not get it (each is explained above)" "$(raw_command "$format")"
+        fail_because "the right status for all $count malformed requests of part '${part:-all}'" \
+            "$failed of them did not get it: each is explained above" \
+            "tests/check ${STEP:-NN} $SERVER_NAME${part:+ --part $part}"
 }
 
 # Sends a request from that list; prints what comes back.
