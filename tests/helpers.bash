@@ -35,6 +35,7 @@ trap '' PIPE
 fail_because() {
     local try=$3 ended
     case $try in *"$SERVER_NAME"* | make\ * | tests/*) ;; *) try=$(by_hand "$try") ;; esac
+    server_ended >/dev/null # here, in the shell that can wait(2) for the server
     ended=$(server_ended)
     {
         echo "expected:  $1"
