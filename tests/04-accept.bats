@@ -31,7 +31,7 @@ connect_with_curl() {
     [ "$CURL_STATUS" -ne 28 ] ||
         fail_because "the connection to end (curl: 'Empty reply from server')" \
             "curl waited $WAIT_SECONDS s and gave up: the connection was never accepted or never closed" \
-            "$(by_hand "curl -v http://127.0.0.1:8080/")" "book/04-accept.md, section 'Closing'"
+            "$(by_hand "curl -v http://127.0.0.1:8080/")" "book/04-accept.md, section 'The loop': close each connection once it is accepted"
 }
 
 @test "closes every connection it accepts: no descriptor leaks" {
@@ -50,7 +50,7 @@ connect_with_curl() {
         fail_because "the same number of open descriptors after 20 connections ($before)" \
             "$after open: $(find "/proc/$SERVER_PID/fd" -mindepth 1 -printf '%f ')" \
             "$(by_hand "for i in 1 2 3; do nc -z 127.0.0.1 8080; done; ls -l /proc/\$!/fd")" \
-            "book/04-accept.md, section 'Closing': close(2) every descriptor accept(2) gives you"
+            "book/04-accept.md, section 'The loop': close(2) every descriptor accept(2) gives you"
 }
 
 @test "accepted descriptors are close-on-exec and closed (strace)" {

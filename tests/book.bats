@@ -100,25 +100,29 @@ hand_typed_c() {
 }
 
 @test "every transcript a chapter names is a scene of book/transcript" {
-    local scenes missing=0 scene
+    local scenes missing=0 scene count=0
     scenes=$(book/transcript --list)
     while read -r scene; do
+        count=$((count + 1))
         if ! grep -qx "$scene" <<<"$scenes"; then
             echo "no scene '$scene' in book/transcript" >&2
             missing=1
         fi
     done < <(sed -n 's/.*transcript="\([^"]*\)".*/\1/p' book/*.md | sort -u)
+    [ "$count" -gt 0 ] || { echo "no chapter names a transcript: has their form changed?" >&2; return 1; }
     [ "$missing" -eq 0 ]
 }
 
 @test "every exercise answer in book/answers/ is in the answers appendix" {
-    local answer missing=0
+    local answer missing=0 count=0
     for answer in book/answers/*/server.c; do
         [ -e "$answer" ] || continue
+        count=$((count + 1))
         if ! grep -qF "$answer" book/c-answers.md; then
             echo "book/c-answers.md does not show $answer" >&2
             missing=1
         fi
     done
+    [ "$count" -gt 0 ] || { echo "no answer found in book/answers/: has their form changed?" >&2; return 1; }
     [ "$missing" -eq 0 ]
 }

@@ -20,7 +20,7 @@ report() {
     echo "# step $STEP: $*" >&3
 }
 
-# A silent or slow client holds the server until REQUEST_TIMEOUT (5 s);
+# A silent or slow client holds the server until REQUEST_TIMEOUT_SECONDS (5 s);
 # then the server answers 408 (step 06) and serves the next client, which
 # has been waiting in the listen queue all along.
 timed_out_then_next() {
@@ -40,7 +40,7 @@ timed_out_then_next() {
     wait "$curl_pid" || true
     report "a client that $2 was timed out after $took ms"
     if ((took < 4500 || took > 8000)); then
-        fail_because "the server to time the client out after about 5 s (REQUEST_TIMEOUT)" \
+        fail_because "the server to time the client out after about 5 s (REQUEST_TIMEOUT_SECONDS)" \
             "it did after $took ms" "$(raw_command "$1") (and wait)"
         return 1
     fi

@@ -95,11 +95,59 @@ setup() {
 }
 
 @test "the skeleton builds clean with gcc and with clang, under the steps' flags" {
-    local cc
+    local cc built=0
     for cc in gcc clang; do
         command -v "$cc" >/dev/null || continue
         WORKSHOP_DIR=$BATS_TEST_TMPDIR/$cc CC=$cc run "$start" 01
         [ "$status" -eq 0 ]
         [[ $output == *"$cc -std=c17 -Wall -Wextra -Wpedantic -Werror "* ]]
+        built=$((built + 1))
+    done
+    [ "$built" -gt 0 ] || { echo "neither gcc nor clang is installed: nothing was built" >&2; return 1; }
+}
+
+@test "STEP=05 and STEP=06 explain their parts in order: section, what to add, lines, minutes, check" {
+    local step part name
+    for step in 05 06; do
+        "$start" "$step" >/dev/null
+        while IFS=$'\t' read -r _ part name _; do
+            grep -Eq "^Part $part, $name: about [0-9]+ minutes, [1-9][0-9]* lines in the book's step$" \
+                "$WORKSHOP_DIR/$step/README.txt"
+            grep -q "make check STEP=$step PART=$part SERVER=$WORKSHOP_DIR/$step/server" "$WORKSHOP_DIR/$step/README.txt"
+            grep -q "tests/check $step $WORKSHOP_DIR/$step/server --part $name" "$WORKSHOP_DIR/$step/README.txt"
+        done < <(grep "^$step	" "$top/tests/workshop/parts")
+        [ "$(grep -c '^Part ' "$WORKSHOP_DIR/$step/README.txt")" -eq "$(grep -c "^$step	" "$top/tests/workshop/parts")" ]
+        [ "$(grep -c "    Read:      book/.*, section '" "$WORKSHOP_DIR/$step/README.txt")" -gt 0 ]
+    done
+}
+
+@test "the parts' line counts add up to the lines the step adds, and none is empty" {
+    local step counted added
+    for step in 05 06; do
+        counted=$("$top/tests/workshop/part-lines" "$step" | awk '$3 > 0 { sum += $3; n++ } END { print n, sum }')
+        added=$(cd "$top" && diff steps/"$(printf '%02d' $((10#$step - 1)))"-*/server.c steps/"$step"-*/server.c |
+            grep '^>' | grep -cv '^> *$')
+        [ "$counted" = "$(grep -c "^$step	" "$top/tests/workshop/parts") $added" ] || {
+            echo "step $step: parts with lines, and their sum: $counted; lines added: $added" >&2
+            return 1
+        }
+    done
+}
+
+@test "every part is a tag of its stage's tests, and every tagged part exists" {
+    local step name
+    for step in 05 06; do
+        while IFS=$'\t' read -r _ _ name _; do
+            grep -Eq "^# bats test_tags=.*part:$name(,|\$)" "$top"/tests/"$step"-*.bats || {
+                echo "no test of step $step is tagged part:$name" >&2
+                return 1
+            }
+        done < <(grep "^$step	" "$top/tests/workshop/parts")
+        for name in $(grep -ho 'part:[a-z-]*' "$top"/tests/"$step"-*.bats | sort -u); do
+            grep -q "^$step	[0-9]*	${name#part:}	" "$top/tests/workshop/parts" || {
+                echo "tests/$step-*.bats: $name is no part of tests/workshop/parts" >&2
+                return 1
+            }
+        done
     done
 }
