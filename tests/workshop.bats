@@ -151,3 +151,59 @@ setup() {
         done
     done
 }
+
+# The plan's table, as it is in FILE: its rows, one a line.
+plan_rows() {
+    grep -E '^\| (Welcome|0[1-6] [a-z]|Exercises|Wrap-up|Total)' "$1"
+}
+
+@test "the README and the book give the same workshop plan, and it adds up to three hours and to a day" {
+    cd "$top"
+    diff <(plan_rows README.md) <(plan_rows book/00-introduction.md) || {
+        echo "README.md and book/00-introduction.md give different plans (above)" >&2
+        return 1
+    }
+    local sums
+    sums=$(plan_rows README.md | awk -F' *\\| *' '
+        $2 != "Total" {
+            if ($5 == "write" || $5 == "yes") session += $4
+            if ($6 == "write" || $6 == "yes") day += $4
+            lines += $3
+        }
+        $2 == "Total" { print session, $5, day, $6, lines, $3 }')
+    read -r session session_total day day_total lines lines_total <<<"$sums"
+    [ "$session" = "$session_total" ] && [ "$session" -eq 180 ] &&
+        [ "$day" = "$day_total" ] && [ "$day" -eq 360 ] && [ "$lines" = "$lines_total" ] || {
+        echo "the plan adds up to $session (says $session_total) and $day (says $day_total) minutes, $lines (says $lines_total) lines" >&2
+        return 1
+    }
+}
+
+@test "the plan's minutes are the parts', and its lines are the steps' (within 15%)" {
+    cd "$top"
+    local row stage part name lines minutes counted previous
+    while IFS= read -r row; do
+        IFS='|' read -r _ stage lines minutes _ <<<"$row"
+        stage=$(xargs <<<"$stage") lines=$(xargs <<<"$lines") minutes=$(xargs <<<"$minutes")
+        if [[ $stage =~ ^(0[1-6])\ part\ ([0-9]),\ ([a-z-]+)$ ]]; then
+            name=${BASH_REMATCH[3]}
+            counted=$(tests/workshop/part-lines "${BASH_REMATCH[1]}" | awk -v n="${BASH_REMATCH[2]}" '$1 == n { print $3 }')
+            grep -q "^${BASH_REMATCH[1]}	${BASH_REMATCH[2]}	$name	$minutes	" tests/workshop/parts || {
+                echo "'$stage': $minutes minutes in the plan, not in tests/workshop/parts" >&2
+                return 1
+            }
+        elif [[ $stage =~ ^(0[1-6])\ [a-z]+$ ]]; then
+            part=${BASH_REMATCH[1]}
+            if [ "$part" = 01 ]; then previous=tests/workshop/skeleton.c; else
+                previous=$(echo steps/"$(printf '%02d' $((10#$part - 1)))"-*/server.c)
+            fi
+            counted=$(diff "$previous" steps/"$part"-*/server.c | grep '^>' | grep -cv '^> *$')
+        else
+            continue
+        fi
+        ((lines * 100 >= counted * 85 && lines * 100 <= counted * 115)) || {
+            echo "'$stage': $lines lines in the plan, but the step adds $counted: update the plan in README.md and book/00-introduction.md" >&2
+            return 1
+        }
+    done < <(plan_rows README.md)
+}
