@@ -73,7 +73,9 @@ response_characters() {
     [[ $response == *'2 0 0'* ]] ||
         fail_because "a 200 response to HEAD /" "$(head -c 300 "$BATS_TEST_TMPDIR/answer" | grep . || echo 'no response')" \
             "curl -I http://127.0.0.1:8080/" "book/06-respond.md, section 'What to answer'"
-    [[ $response == *"C o n t e n t - L e n g t h : $(sed 's/./& /g' <<<"$page")"'\r \n'* ]] ||
+    local spaced # od -c shows each character followed by a space
+    spaced=$(grep -o . <<<"$page" | paste -sd' ')
+    [[ $response == *"C o n t e n t - L e n g t h : $spaced "'\r \n'* ]] ||
         fail_because "Content-Length: $page, the length of the page GET / sends" \
             "$(grep -a Content-Length "$BATS_TEST_TMPDIR/answer" || echo 'no Content-Length')" \
             "curl -I http://127.0.0.1:8080/" "book/06-respond.md, section 'What to answer'"

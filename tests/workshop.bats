@@ -143,12 +143,12 @@ setup() {
                 return 1
             }
         done < <(grep "^$step	" "$top/tests/workshop/parts")
-        for name in $(grep -ho 'part:[a-z-]*' "$top"/tests/"$step"-*.bats | sort -u); do
+        while read -r name; do
             grep -q "^$step	[0-9]*	${name#part:}	" "$top/tests/workshop/parts" || {
                 echo "tests/$step-*.bats: $name is no part of tests/workshop/parts" >&2
                 return 1
             }
-        done
+        done < <(grep -ho 'part:[a-z-]*' "$top"/tests/"$step"-*.bats | sort -u)
     done
 }
 
