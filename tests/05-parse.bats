@@ -56,7 +56,7 @@ rejected_in_log() {
     section=$(test_hint)
     case $status in 413 | 414 | 431) section="book/05-parse.md, section 'Limits, named'" ;; esac
     [[ $line == "rejected with $status: "?* ]] ||
-        fail_because "'rejected with $status: <reason>' for the request '$format'" \
+        fail_because "'rejected with $status: <reason>' for the request $(listed_request "$format" "$@")" \
             "${line:-nothing logged}" "$(raw_command "$format" "$@")" "$section"
 }
 

@@ -138,11 +138,11 @@ answered_with() {
     shift 2
     response=$(send_listed_request "$format" "$@" 3 | tr -d '\r')
     [[ $response == "HTTP/1.1 $status "* ]] ||
-        fail_because "a $status response to '$format'" \
+        fail_because "a $status response to $(listed_request "$format" "$@")" \
             "$(head -n 1 <<<"${response:-nothing: $(cat "$BATS_TEST_TMPDIR/exchange")}")" \
             "$(raw_command "$format" "$@")" "book/06-respond.md, section 'What to answer'" || return 1
     [[ $response == *$'\n\n'?* ]] ||
-        fail_because "a short body after the head of the $status response to '$format'" \
+        fail_because "a short body after the head of the $status response to $(listed_request "$format" "$@")" \
             "$(tail -n 3 <<<"$response")" "$(raw_command "$format" "$@")" \
             "book/06-respond.md, section 'What a response looks like'"
 }

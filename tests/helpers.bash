@@ -328,9 +328,10 @@ teardown() {
 # the test was doing, what became of the server, and how to see it by hand.
 explain_unexplained_failure() {
     local exchange='' try
-    [ ! -s "$BATS_TEST_TMPDIR/exchange" ] || exchange="; the last client $(cat "$BATS_TEST_TMPDIR/exchange")"
+    [ ! -s "$BATS_TEST_TMPDIR/exchange" ] || exchange="; last, $(cat "$BATS_TEST_TMPDIR/exchange")"
+    # tests/check splits BATS_FLAGS at spaces: the filter has none.
     try=$(cat "$BATS_TEST_TMPDIR/try" 2>/dev/null) ||
-        try="BATS_FLAGS='--filter \"${BATS_TEST_DESCRIPTION:0:40}\"' tests/check ${STEP:-NN} $SERVER_NAME"
+        try="BATS_FLAGS='--filter $(head -c 40 <<<"$BATS_TEST_DESCRIPTION" | tr -c '[:alnum:]\n' .)' tests/check ${STEP:-NN} $SERVER_NAME"
     fail_because "what the test's name says: $BATS_TEST_DESCRIPTION" \
         "$(server_state)$exchange" "$try" 2>&1 || true
 }
@@ -353,16 +354,16 @@ send_file() {
     local fd started=$SECONDS answer=$BATS_TEST_TMPDIR/answer status=0 sent
     : >"$answer"
     if ! exec {fd}<>"/dev/tcp/127.0.0.1/$PORT"; then
-        note_exchange "could not connect to 127.0.0.1:$PORT"
+        note_exchange "a client could not connect to 127.0.0.1:$PORT"
         return 0
     fi
     { cat "$1" >&"$fd"; } 2>/dev/null || sent=" (the server closed the connection before it was all sent)"
     timeout "$2" cat <&"$fd" >"$answer" 2>/dev/null || status=$?
     exec {fd}>&-
     if ((status == 124)); then
-        note_exchange "it sent $(wc -c <"$1") bytes${sent:-} and got $(wc -c <"$answer") back; the server still held the connection open after $2 s"
+        note_exchange "a client sent $(wc -c <"$1") bytes${sent:-} and got $(wc -c <"$answer") back; the server still held the connection open after $2 s"
     else
-        note_exchange "it sent $(wc -c <"$1") bytes${sent:-} and got $(wc -c <"$answer") back before the server closed the connection, after $((SECONDS - started)) s"
+        note_exchange "a client sent $(wc -c <"$1") bytes${sent:-} and got $(wc -c <"$answer") back, then the server closed the connection (after $((SECONDS - started)) s)"
     fi
     cat "$answer"
 }
@@ -499,6 +500,16 @@ check_malformed_requests() {
         fail_because "the right status for all $count malformed requests of part '${part:-all}'" \
             "$failed of them did not get it: each is explained above" \
             "tests/check ${STEP:-NN} $SERVER_NAME${part:+ --part $part}"
+}
+
+# A request from that list, as a "for the request ..." phrase shows it.
+#   listed_request FORMAT [FILLER-LENGTH FILLER-CHARACTER]
+listed_request() {
+    if [ $# -eq 3 ]; then
+        echo "'$1' (%s: $2 times '$3')"
+    else
+        echo "'$1'"
+    fi
 }
 
 # Sends a request from that list; prints what comes back.
