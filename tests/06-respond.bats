@@ -188,7 +188,7 @@ answered_with() {
             "book/06-respond.md, section 'Closing without losing the response'"
 }
 
-# bats test_tags=part:close
+# bats test_tags=ladder,part:close
 @test "survives clients that hang up, and does not die of SIGPIPE" {
     start_server listening 0
     local fd
