@@ -62,11 +62,16 @@ connect_with_curl() {
         fd=$(sed -n 's/.*accept4\?(.*) *= \([0-9][0-9]*\)$/\1/p' "$TRACE" | head -n 1)
         [ -n "$fd" ] && grep -Eq "close\($fd\)" "$TRACE" || { fd=; sleep 0.02; }
     done
-    grep -Eq 'accept4\(.*SOCK_CLOEXEC\) += [0-9]+|fcntl\([0-9]+, F_SETFD, FD_CLOEXEC\)' "$TRACE" && [ -n "$fd" ] ||
-        fail_because "accept4(3, ..., SOCK_CLOEXEC) = 4, then close(4)" \
-            "$(sed -n '/accept/,$p' "$TRACE" | grep -v unfinished | head -n 4 | sed 's/^[0-9]* *//' | tr -s ' ')" \
+    local calls
+    calls=$(sed -n '/accept/,$p' "$TRACE" | grep -v unfinished | head -n 4 | sed 's/^[0-9]* *//' | tr -s ' ')
+    grep -Eq 'accept4\(.*SOCK_CLOEXEC\) += [0-9]+|fcntl\([0-9]+, F_SETFD, FD_CLOEXEC\)' "$TRACE" ||
+        fail_because "accept4(3, ..., SOCK_CLOEXEC) = 4: a descriptor closed on exec" "${calls:-no accept call}" \
             "strace -e trace=accept4,close $SERVER_NAME 8080 & curl http://127.0.0.1:8080/" \
             "book/04-accept.md, section 'The system call: accept4(2)'"
+    [ -n "$fd" ] ||
+        fail_because "close(4) after accept4(...) = 4" "${calls:-no accept call}" \
+            "strace -e trace=accept4,close $SERVER_NAME 8080 & curl http://127.0.0.1:8080/" \
+            "book/04-accept.md, section 'The loop'"
 }
 
 @test "a client that connects and leaves at once does not stop the server" {

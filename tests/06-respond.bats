@@ -66,7 +66,7 @@ response_characters() {
     fetch "http://127.0.0.1:$PORT/" >/dev/null
     page=$(wc -c <"$BATS_TEST_TMPDIR/body")
     length=$(field Content-Length)
-    [ "$length" = "$page" ] && [ "$page" -gt 0 ] ||
+    [ "$page" -gt 0 ] && [ "$length" = "$page" ] || # what the test compares with, not what it tests
         fail_because "GET / to send the page and its length, first" "Content-Length '$length', $page bytes" \
             "curl -i http://127.0.0.1:8080/" "book/06-respond.md, section 'What a response looks like'"
     response=$(response_characters 'HEAD / HTTP/1.1\r\nHost: x\r\n\r\n')

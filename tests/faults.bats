@@ -53,9 +53,13 @@ timed_out_then_next() {
         fail_because "HTTP/1.1 408 Request Timeout" "'$answer'" "$(raw_command "$1")"
         return 1
     fi
-    if ! wait_for_log "header: X-Probe: $word" >/dev/null || { answers && [ "$(cat "$code_file")" != 200 ]; }; then
-        fail_because "the client waiting behind it to be served" \
-            "status '$(cat "$code_file")'; the log has no 'header: X-Probe: $word'" \
+    if ! wait_for_log "header: X-Probe: $word" >/dev/null; then
+        fail_because "the client waiting behind it to be served" "the log has no 'header: X-Probe: $word'" \
+            "$(raw_command "$1") & curl -v http://127.0.0.1:8080/"
+        return 1
+    fi
+    if answers && [ "$(cat "$code_file")" != 200 ]; then
+        fail_because "a 200 for the client waiting behind it" "status '$(cat "$code_file")'" \
             "$(raw_command "$1") & curl -v http://127.0.0.1:8080/"
         return 1
     fi
