@@ -63,6 +63,24 @@ every_failure_explained() {
         cat "$tap" >&2
         return 1
     }
+    every_try_has_a_time_limit
+}
+
+# Fails unless every "try it" command gives its clients and its server a
+# time limit: curl -m, nc -w (or timeout for nc -l), timeout for a server.
+every_try_has_a_time_limit() {
+    local line unlimited=''
+    while IFS= read -r line; do
+        line=${line#"# try it:    "}
+        [[ $line != *"curl "* || $line == *"curl -m "* ]] || unlimited+="$line"$'\n'
+        [[ $line != *" nc "* || $line =~ (nc\ -w\ [0-9]|timeout\ [0-9]+\ nc\ -l) ]] || unlimited+="$line"$'\n'
+        [[ $line != *build/broken/* || $line == *"timeout 10 "*build/broken/* || $line == tests/check* ]] ||
+            unlimited+="$line"$'\n'
+    done < <(grep '^# try it:' "$BATS_TEST_TMPDIR/tap")
+    [ -z "$unlimited" ] || {
+        printf 'these "try it" commands could wait for ever:\n%s' "$unlimited" >&2
+        return 1
+    }
 }
 
 @test "no close: step 04's tests explain a server that never closes a connection" {
