@@ -27,8 +27,11 @@ $(shell mkdir -p build && echo '$(CC) $(BUILD_CFLAGS) $(LDFLAGS)' | cmp -s - $(F
 
 all: $(STEP_BINARIES) ## build the six servers: ./step01 ... ./step06
 
+# The source of step NN: $(call step_source,04) is steps/04-accept/server.c.
+step_source = $(wildcard steps/$(1)-*/server.c)
+
 define STEP_RULES
-step$(1): $(wildcard steps/$(1)-*/server.c) $(FLAGS_STAMP)
+step$(1): $(call step_source,$(1)) $(FLAGS_STAMP)
 	$$(CC) $$(BUILD_CFLAGS) $$(LDFLAGS) -o $$@ $$<
 step-$(1): step$(1)
 endef
@@ -58,8 +61,13 @@ clean: ## remove what make built
 book: all ## build the book into build/book/ (HTML, EPUB, PDF)
 	@book/build
 
-# Workshop mode and the exercises' answers: tests/workshop/, book/answers/.
-ANSWERS := $(patsubst book/answers/%/server.c,%,$(wildcard book/answers/*/server.c))
+# Workshop mode and the exercises' answers. Each answer is stored once, as a
+# patch against its step: book/answers/NAME.diff, NAME starting with the
+# step's number. make answers applies it exactly (tests/apply-patch, which
+# prints how to repair a patch that a change to its step broke) into
+# build/answers/NAME.c and builds build/answers/NAME. make workshop STEP=01
+# starts from step 01 and tests/workshop/skeleton.diff the same way.
+ANSWERS := $(patsubst book/answers/%.diff,%,$(wildcard book/answers/*.diff))
 ANSWER_BINARIES := $(addprefix build/answers/,$(ANSWERS))
 .PHONY: workshop answers test-answers
 
@@ -69,9 +77,14 @@ workshop: ## write a stage yourself: make workshop STEP=04 (again to rebuild)
 
 answers: $(ANSWER_BINARIES) ## build the exercises' answers into build/answers/
 
-build/answers/%: book/answers/%/server.c $(FLAGS_STAMP)
-	@mkdir -p $(@D)
-	$(CC) $(BUILD_CFLAGS) $(LDFLAGS) -o $@ $<
+define ANSWER_RULES
+build/answers/$(1).c: book/answers/$(1).diff $(call step_source,$(firstword $(subst -, ,$(1))))
+	@mkdir -p $$(@D)
+	tests/apply-patch $$(word 2,$$^) $$< $$@
+build/answers/$(1): build/answers/$(1).c $(FLAGS_STAMP)
+	$$(CC) $$(BUILD_CFLAGS) $$(LDFLAGS) -o $$@ $$<
+endef
+$(foreach a,$(ANSWERS),$(eval $(call ANSWER_RULES,$(a))))
 
 test-answers: all answers ## test the exercise answers and make workshop
 	@tests/answers
@@ -89,10 +102,10 @@ FUZZ_CFLAGS := -std=c17 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize
 FUZZERS := $(addprefix build/fuzz/parse,$(FUZZ_STEPS))
 
 define FUZZ_RULES
-build/fuzz/parse$(1): tests/fuzz/parse.c $(wildcard steps/$(1)-*/server.c)
+build/fuzz/parse$(1): tests/fuzz/parse.c $(call step_source,$(1))
 	@mkdir -p $$(@D)
 	$$(FUZZ_CC) $$(FUZZ_CFLAGS) $(if $(filter 06,$(1)),-DSTEP_RESPONDS) \
-		-DSTEP_SOURCE='"$$(abspath $(wildcard steps/$(1)-*/server.c))"' -o $$@ $$<
+		-DSTEP_SOURCE='"$$(abspath $(call step_source,$(1)))"' -o $$@ $$<
 endef
 $(foreach n,$(FUZZ_STEPS),$(eval $(call FUZZ_RULES,$(n))))
 

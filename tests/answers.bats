@@ -1,8 +1,8 @@
 #!/usr/bin/env bats
-# The exercises' answers, book/answers/NAME/server.c, built by `make
-# answers` into build/answers/NAME: each does what its exercise asks, still
-# passes the tests of its step and of the steps before it, and differs from
-# its step by the exercise only (book/answers/NAME/exercise.diff).
+# The exercises' answers, stored as patches against their steps
+# (book/answers/NAME.diff), made and built by `make answers` into
+# build/answers/NAME: each does what its exercise asks, and still passes
+# the tests of its step and of the steps before it.
 #
 #   make test-answers            (or: tests/bats tests/answers.bats)
 #
@@ -14,8 +14,8 @@
 top=$(cd "$BATS_TEST_DIRNAME/.." && pwd)
 ANSWERS_DIR=${ANSWERS_DIR:-$top/build/answers}
 ANSWERS=()
-for answer in "$top"/book/answers/*/server.c; do
-    answer=${answer%/server.c}
+for answer in "$top"/book/answers/*.diff; do
+    answer=${answer%.diff}
     ANSWERS+=("${answer##*/}")
 done
 # helpers.bash needs a SERVER when it loads; each test picks its own.
@@ -217,16 +217,49 @@ use_answer() {
     done
 }
 
-@test "each answer is its step plus the exercise: exercise.diff is up to date" {
-    local name step
-    for name in "${ANSWERS[@]}"; do
-        step=$(echo "$top"/steps/"${name:0:2}"-*/server.c)
-        step=${step#"$top"/}
-        (cd "$top" && diff -u --label "$step" --label "book/answers/$name/server.c" \
-            "$step" "book/answers/$name/server.c" | cmp -s - "book/answers/$name/exercise.diff") ||
-            fail_because "diff -u $step book/answers/$name/server.c to be book/answers/$name/exercise.diff" \
-                "it is not: the step or the answer changed" "tests/answers --refresh; git diff book/answers"
-    done
+# For the tests of tests/apply-patch, from the top of the repository: the
+# first answer's patch and step, in $patch and $step. No server: "try it"
+# is the command alone.
+first_answer() {
+    cd "$top" || return 1
+    SERVER_NAME=tests/apply-patch
+    patch=book/answers/${ANSWERS[0]}.diff
+    step=$(echo steps/"${ANSWERS[0]:0:2}"-*/server.c)
+}
+
+@test "a patch whose step changed under it: no program, and how to repair the patch" {
+    first_answer
+    local drifted=$BATS_TEST_TMPDIR/step.c out=$BATS_TEST_TMPDIR/answer.c first
+    # One line of the first hunk's context changes: patch's default fuzz
+    # would still apply it; --fuzz=0 must not.
+    first=$(sed -n '0,/^@@ -\([0-9]*\),.*/s//\1/p' "$patch")
+    sed "${first}s/\$/ (changed)/" "$step" >"$drifted"
+    run tests/apply-patch "$drifted" "$patch" "$out"
+    local try="tests/apply-patch $drifted $patch $out" left
+    [ "$status" -eq 1 ] || fail_because "status 1" "status $status" "$try"
+    left=$(cd "$BATS_TEST_TMPDIR" && echo *)
+    [ "$left" = step.c ] || fail_because "no program and no leftovers, only step.c" "$left" "$try"
+    [[ $output == "$patch no longer applies to $drifted:"* ]] ||
+        fail_because "a first line that names the patch and the step" "$output" "$try"
+    # The recipe it prints, followed, gives a patch that applies.
+    local recipe
+    recipe=$(grep -E '^ +(patch --merge|diff -u) ' <<<"$output" | sed "s|>$patch\$|>$BATS_TEST_TMPDIR/repaired.diff|")
+    [ "$(wc -l <<<"$recipe")" -eq 2 ] ||
+        fail_because "a recipe: patch --merge ..., then diff -u ..." "$output" "$try"
+    eval "$recipe" || true
+    tests/apply-patch "$drifted" "$BATS_TEST_TMPDIR/repaired.diff" "$out" ||
+        fail_because "the repaired patch to apply" "it did not" "$try"
+}
+
+@test "a patch whose step moved its lines: it applies, and says how to renumber it" {
+    first_answer
+    local moved=$BATS_TEST_TMPDIR/step.c out=$BATS_TEST_TMPDIR/answer.c
+    { echo '/* a new first line */'; cat "$step"; } >"$moved"
+    run tests/apply-patch "$moved" "$patch" "$out"
+    local try="tests/apply-patch $moved $patch $out"
+    [ "$status" -eq 0 ] || fail_because "status 0" "status $status: $output" "$try"
+    [[ $output == *"to renumber it: diff -u --label $moved --label $out "* ]] ||
+        fail_because "a note that says how to renumber the patch" "${output:-nothing}" "$try"
 }
 
 # Waits for the answer's run of its step's tests, started by setup_file.
