@@ -203,3 +203,16 @@ plan_rows() {
         }
     done < <(plan_rows README.md)
 }
+
+@test "tests/check --part: a part that does not exist, or a step without parts, is a usage error" {
+    run "$top/tests/check" 05 "$top/step05" --part nothing
+    [ "$status" -eq 2 ]
+    [[ $output == *"its parts are: 1=head 2=request-line 3=fields 4=body"* ]]
+    [[ $output == *"usage: tests/check STEP [SERVER] [--part PART]"* ]]
+    PART=1 run "$top/tests/check" 04 "$top/step04"
+    [ "$status" -eq 2 ]
+    [[ $output == *"step 04 has no parts"* ]]
+    run make -s -C "$top" check STEP=05 PART=9
+    [ "$status" -ne 0 ]
+    [[ $output == *"step 05 has no part '9'"* ]]
+}
