@@ -46,6 +46,28 @@ logged_line() {
     grep -E '^(rejected|dropped|request:)' "$LOG" | sed -n "$1p"
 }
 
+# Sends each request (a printf format) on its own connection, and checks
+# that the server logged its request line as sent, not a rejection; reports
+# every request that fails, not the first only.
+#   expect_request_lines SECTION FORMAT EXPECTED-LINE [FORMAT EXPECTED-LINE]...
+expect_request_lines() {
+    local section=$1 count=0 failed=0 line
+    shift
+    while [ $# -gt 0 ]; do
+        count=$((count + 1))
+        raw_request "$1" 2 >/dev/null
+        line=$(logged_line "$count")
+        [ "$line" = "request: $2" ] ||
+            NO_SERVER_LOG=1 fail_because "'request: $2' for the request '$1'" "${line:-nothing logged}" \
+                "$(raw_command "$1")" "book/05-parse.md, section '$section'" || failed=$((failed + 1))
+        shift 2
+    done
+    [ "$failed" -eq 0 ] ||
+        fail_because "the request line of all $count requests above" \
+            "$failed of them were not taken: each is explained above" \
+            "tests/check ${STEP:-05} $SERVER_NAME" "book/05-parse.md, section '$section'"
+}
+
 # check_malformed_requests's CHECK for step 05: the log says it.
 rejected_in_log() {
     local status=$1 format=$2 line section
@@ -182,4 +204,79 @@ rejected_in_log() {
     start_server listening 0
     REQUESTS_SENT=0
     check_malformed_requests body rejected_in_log
+}
+
+# bats test_tags=part:request-line
+@test "takes a target in absolute-form, with a port, an empty path or an upper-case scheme" {
+    start_server listening 0
+    local path
+    path=/$(random_word)
+    expect_request_lines 'The request target, and Host' \
+        "GET http://example.com$path HTTP/1.1\\r\\nHost: example.com\\r\\n\\r\\n" \
+        "GET http://example.com$path HTTP/1.1" \
+        "GET http://127.0.0.1:8080$path?q=1 HTTP/1.1\\r\\nHost: 127.0.0.1:8080\\r\\n\\r\\n" \
+        "GET http://127.0.0.1:8080$path?q=1 HTTP/1.1" \
+        'GET http://example.com?q=1 HTTP/1.1\r\nHost: example.com\r\n\r\n' \
+        'GET http://example.com?q=1 HTTP/1.1' \
+        'HEAD HTTP://EXAMPLE.COM HTTP/1.1\r\nHost: example.com\r\n\r\n' \
+        'HEAD HTTP://EXAMPLE.COM HTTP/1.1' \
+        'GET http://[::1]:8080/ HTTP/1.1\r\nHost: other.example\r\n\r\n' \
+        'GET http://[::1]:8080/ HTTP/1.1'
+}
+
+# bats test_tags=part:fields
+@test "takes every valid kind of Host: a name, an IPv4 or IPv6 address, a port, nothing" {
+    start_server listening 0
+    expect_request_lines 'The request target, and Host' \
+        'GET / HTTP/1.1\r\nHost: example.com\r\n\r\n' 'GET / HTTP/1.1' \
+        'GET /a HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n\r\n' 'GET /a HTTP/1.1' \
+        'GET /b HTTP/1.1\r\nHost: [2001:db8::1]:8080\r\n\r\n' 'GET /b HTTP/1.1' \
+        'GET /c HTTP/1.1\r\nHost: xn--bcher-kva.example:\r\n\r\n' 'GET /c HTTP/1.1' \
+        'GET /d HTTP/1.1\r\nHost: my%%20host\r\n\r\n' 'GET /d HTTP/1.1' \
+        'GET /e HTTP/1.1\r\nHost:\r\n\r\n' 'GET /e HTTP/1.1'
+}
+
+# bats test_tags=part:request-line
+@test "skips a few empty lines before the request line" {
+    start_server listening 0
+    local path
+    path=/$(random_word)
+    expect_request_lines 'The request target, and Host' \
+        "\\r\\nGET $path HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n" "GET $path HTTP/1.1" \
+        "\\r\\n\\r\\n\\r\\nPOST $path HTTP/1.1\\r\\nHost: x\\r\\nContent-Length: 2\\r\\n\\r\\nok" \
+        "POST $path HTTP/1.1"
+}
+
+# bats test_tags=part:body
+@test "reads the body of a request that comes after empty lines" {
+    start_server listening 0
+    raw_request '\r\n\r\nPOST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nok' >/dev/null
+    wait_for_log '^body: 2 bytes$' >/dev/null ||
+        fail_because "'body: 2 bytes' after empty lines and a POST" "$(tail -n 2 "$LOG")" \
+            "$(raw_command '\r\n\r\nPOST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nok')" \
+            "book/05-parse.md, section 'The body'"
+}
+
+# bats test_tags=part:request-line
+@test "takes OPTIONS * and HTTP/1.2, which is read as HTTP/1.1" {
+    start_server listening 0
+    expect_request_lines 'The request target, and Host' \
+        'OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n' 'OPTIONS * HTTP/1.1' \
+        'OPTIONS * HTTP/1.0\r\n\r\n' 'OPTIONS * HTTP/1.0' \
+        'GET / HTTP/1.2\r\nHost: x\r\n\r\n' 'GET / HTTP/1.2'
+}
+
+# bats test_tags=part:body
+@test "reads a Content-Length with leading zeros, and takes chunked last, empty list elements aside, as 501" {
+    start_server listening 0
+    raw_request 'POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 0005\r\n\r\nhello' 2 >/dev/null
+    wait_for_log '^body: 5 bytes$' >/dev/null ||
+        fail_because "'body: 5 bytes' for Content-Length: 0005" "$(tail -n 2 "$LOG")" \
+            "$(raw_command 'POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 0005\r\n\r\nhello')" \
+            "book/05-parse.md, section 'The body'"
+    raw_request 'POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, , chunked ,\r\n\r\n' 2 >/dev/null
+    wait_for_log '^rejected with 501' >/dev/null ||
+        fail_because "'rejected with 501' for Transfer-Encoding: gzip, , chunked ," "$(tail -n 1 "$LOG")" \
+            "$(raw_command 'POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, , chunked ,\r\n\r\n')" \
+            "book/05-parse.md, section 'The request target, and Host'"
 }

@@ -233,3 +233,57 @@ answered_with() {
             "$(tail -n 1 "$LOG")" "$(by_hand "curl http://127.0.0.1:8080/")" \
             "book/06-respond.md, section 'Each connection'"
 }
+
+# bats test_tags=part:route
+@test "OPTIONS * and OPTIONS / answer 200 with Allow, which lists OPTIONS, and no content" {
+    start_server listening 0
+    local request response allow
+    local try="curl -i -X OPTIONS --request-target '*' http://127.0.0.1:8080/" hint="book/06-respond.md, section 'OPTIONS *'"
+    for request in 'OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n' 'OPTIONS / HTTP/1.1\r\nHost: x\r\n\r\n'; do
+        response=$(raw_request "$request" | tr -d '\r')
+        allow=$(sed -n 's/^Allow: //Ip' <<<"$response")
+        [[ $response == 'HTTP/1.1 200 '* ]] ||
+            fail_because "200 for '$request'" "$(head -n 1 <<<"${response:-nothing}")" "$try" "$hint"
+        [[ $allow == *GET* && $allow == *OPTIONS* ]] ||
+            fail_because "an Allow field that lists GET and OPTIONS, for '$request'" "Allow: '$allow'" "$try" "$hint"
+        [[ $response == *$'\nContent-Length: 0\n'* ]] ||
+            fail_because "Content-Length: 0 for '$request'" "$(grep -i '^Content-Length' <<<"$response" || echo 'none')" \
+                "$try" "$hint"
+        # $(...) drops the empty line at the end, so: nothing after the head's last line
+        [[ $response != *$'\n\n'?* ]] ||
+            fail_because "no content after the head, for '$request'" "$(tr '\n' '|' <<<"$response")" "$try" "$hint"
+    done
+    response=$(raw_request 'PUT / HTTP/1.1\r\nHost: x\r\n\r\n' | tr -d '\r')
+    [[ $(sed -n 's/^Allow: //Ip' <<<"$response") == *OPTIONS* ]] ||
+        fail_because "the same Allow, with OPTIONS, in a 405" "$(tr '\n' '|' <<<"${response:-nothing}")" \
+            "curl -i -X PUT http://127.0.0.1:8080/" "book/06-respond.md, section 'OPTIONS *'"
+}
+
+# bats test_tags=part:route
+@test "a target in absolute-form is served by its path, whatever Host says" {
+    start_server listening 0
+    local status path
+    status=$(fetch --proxy "http://127.0.0.1:$PORT" http://example.com/)
+    [ "$status" = 200 ] ||
+        fail_because "200 for GET http://example.com/ (curl --proxy sends absolute-form)" \
+            "status $status: $(curl_said)" "curl -i --proxy http://127.0.0.1:8080 http://example.com/" \
+            "book/05-parse.md, section 'The request target, and Host'"
+    [ "$(cat "$BATS_TEST_TMPDIR/body")" = '<h1>hello world</h1>' ] ||
+        fail_because "the hello page for GET http://example.com/" "'$(head -c 80 "$BATS_TEST_TMPDIR/body")'" \
+            "curl -i --proxy http://127.0.0.1:8080 http://example.com/" \
+            "book/05-parse.md, section 'The request target, and Host'"
+    local response
+    response=$(raw_request 'GET HTTP://EXAMPLE.COM:8080 HTTP/1.1\r\nHost: elsewhere.example\r\n\r\n' |
+        tr -d '\r' | tail -n 1)
+    [ "$response" = '<h1>hello world</h1>' ] ||
+        fail_because "the hello page for GET HTTP://EXAMPLE.COM:8080 (an empty path is /), with another Host" \
+            "'${response:0:80}'" \
+            "$(raw_command 'GET HTTP://EXAMPLE.COM:8080 HTTP/1.1\r\nHost: elsewhere.example\r\n\r\n')" \
+            "book/05-parse.md, section 'The request target, and Host'"
+    path=/$(random_word)
+    status=$(fetch --proxy "http://127.0.0.1:$PORT" "http://example.com$path")
+    [ "$status" = 404 ] ||
+        fail_because "404 for GET http://example.com$path" "status $status" \
+            "curl -i --proxy http://127.0.0.1:8080 http://example.com$path" \
+            "book/05-parse.md, section 'The request target, and Host'"
+}

@@ -172,11 +172,14 @@ write_malformed_requests() {
         'GET /\r\n\r\n'                                                # HTTP/0.9
         'GET  / HTTP/1.1\r\nHost: x\r\n\r\n'                           # two spaces
         'GET\t/\tHTTP/1.1\r\nHost: x\r\n\r\n'
-        'GET http://x/ HTTP/1.1\r\nHost: x\r\n\r\n'                    # absolute form
+        'GET http:///x HTTP/1.1\r\nHost: x\r\n\r\n'                    # absolute form, no host
         'GET index.html HTTP/1.1\r\nHost: x\r\n\r\n'
         'G(T / HTTP/1.1\r\nHost: x\r\n\r\n'
         ' GET / HTTP/1.1\r\nHost: x\r\n\r\n'
-        '\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n'                        # empty line first
+        '\r\n\r\n\r\n\r\n\r\n\r\n\r\n\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n'  # 9 empty lines first
+        'GET * HTTP/1.1\r\nHost: x\r\n\r\n'                              # * is for OPTIONS
+        'GET / HTTP/1.1\r\nHost: x y\r\n\r\n'                          # a space in Host
+        'POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n' # chunks in HTTP/1.0
         '\r\n\r\n'
         'GET /\0 HTTP/1.1\r\nHost: x\r\n\r\n'                          # NUL in the target
         'GET / HTTP/1.1\r\nHost: x\0y\r\n\r\n'                         # NUL in a field

@@ -471,6 +471,24 @@ malformed_requests() {
 400	body	POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n
 501	body	POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n
 413	body	POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999\r\n\r\n
+400	fields	GET / HTTP/1.1\r\nHost: a b\r\n\r\n
+400	fields	GET / HTTP/1.1\r\nHost: a:80:80\r\n\r\n
+400	fields	GET / HTTP/1.1\r\nHost: example.com:80a\r\n\r\n
+400	fields	GET / HTTP/1.1\r\nHost: [::g]:80\r\n\r\n
+400	fields	GET / HTTP/1.1\r\nHost: user@example.com\r\n\r\n
+400	request-line	GET http://:80/ HTTP/1.1\r\nHost: x\r\n\r\n
+400	request-line	GET ftp://example.com/ HTTP/1.1\r\nHost: x\r\n\r\n
+400	request-line	GET http://user@example.com/ HTTP/1.1\r\nHost: x\r\n\r\n
+400	request-line	GET * HTTP/1.1\r\nHost: x\r\n\r\n
+400	fields	GET / HTTP/1.2\r\n\r\n
+400	request-line	\r\n\r\n\r\n\r\n\r\n\r\n\r\n\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n
+400	fields	GET / HTTP/1.1\r\n Host: x\r\n\r\n
+400	fields	GET / HTTP/1.1\r\nHost: x\r\nX: a\rb\r\n\r\n
+400	body	POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5, 5\r\n\r\nhello
+400	body	POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n
+400	body	POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n
+400	request-line	GET / http/1.1\r\nHost: x\r\n\r\n
+400	fields	GET / HTTP/1.1\r\nHost: x\r\nX: a\000b\r\n\r\n
 REQUESTS
 }
 

@@ -14,7 +14,9 @@
  *   2. parse_head() on a copy of the head alone, in a heap buffer of exactly
  *      its length, so that AddressSanitizer catches a read one byte past it;
  *   3. checks what a parsed request promises: every string it points to ends
- *      inside the head, and the numbers stay within the step's limits;
+ *      inside the head (or, for the path of a target in absolute-form, inside
+ *      origin_form), the target's form agrees with its method, and the
+ *      numbers stay within the step's limits;
  *   4. in step 06, route() for a request that parsed, error_response() for
  *      one that did not, and send_response() into /dev/null.
  * Any broken promise calls abort(), which libFuzzer reports as a crash.
@@ -45,6 +47,20 @@ static void require_inside(const char *text, const char *head, size_t length)
     require(text >= head && text < head + length);
     size_t text_length = strnlen(text, (size_t)(head + length - text));
     require(text + text_length < head + length); /* its NUL is in the head too */
+}
+
+/* The path is "/..." or "*", and "*" only for OPTIONS. It points into the
+   head, unless the target came in absolute-form: then into origin_form. */
+static void require_path(const struct request *request, const char *head, size_t length)
+{
+    require(request->path != NULL);
+    if (request->path == request->origin_form)
+        require(strnlen(request->origin_form, sizeof request->origin_form) <
+                sizeof request->origin_form);
+    else
+        require_inside(request->path, head, length);
+    require(request->path[0] == '/' || strcmp(request->path, "*") == 0);
+    require(strcmp(request->path, "*") != 0 || strcmp(request->method, "OPTIONS") == 0);
 }
 
 static bool is_parser_status(int status)
@@ -103,9 +119,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         require_inside(request.target, head, head_length);
         require_inside(request.version, head, head_length);
         require(is_token(request.method));
-        require(request.target[0] == '/' && strlen(request.target) <= TARGET_MAX);
-        require(strcmp(request.version, "HTTP/1.1") == 0 ||
-                strcmp(request.version, "HTTP/1.0") == 0);
+        require(strlen(request.target) <= TARGET_MAX);
+        require_path(&request, head, head_length);
+        require(strncmp(request.version, "HTTP/1.", strlen("HTTP/1.")) == 0);
+        require_inside(request.host, head, head_length);
+        require(request.host == NULL || is_host_and_port(request.host, strlen(request.host)));
         require(request.field_count <= FIELDS_MAX);
         for (size_t i = 0; i < request.field_count; i++) {
             require_inside(request.fields[i].name, head, head_length);
