@@ -206,7 +206,8 @@ rejected_in_log() {
     check_malformed_requests body rejected_in_log
 }
 
-# bats test_tags=part:request-line
+# The absolute-form's authority stands for Host: part 3 teaches them together.
+# bats test_tags=part:fields
 @test "takes a target in absolute-form, with a port, an empty path or an upper-case scheme" {
     start_server listening 0
     local path

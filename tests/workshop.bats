@@ -174,11 +174,11 @@ plan_rows() {
 
 @test "the plan's minutes are the parts', and its lines are the steps' (within 15%)" {
     cd "$top"
-    local row stage part name lines minutes counted previous
+    local row stage part name lines minutes counted previous checked=0
     while IFS= read -r row; do
         IFS='|' read -r _ stage lines minutes _ <<<"$row"
         stage=$(xargs <<<"$stage") lines=$(xargs <<<"$lines") minutes=$(xargs <<<"$minutes")
-        if [[ $stage =~ ^(0[1-6])\ part\ ([0-9]),\ ([a-z-]+)$ ]]; then
+        if [[ $stage =~ ^(0[1-6])\ part\ ([0-9]),\ ([a-z-]+)(,.*)?$ ]]; then
             name=${BASH_REMATCH[3]}
             counted=$(tests/workshop/part-lines "${BASH_REMATCH[1]}" | awk -v n="${BASH_REMATCH[2]}" '$1 == n { print $3 }')
             grep -q "^${BASH_REMATCH[1]}	${BASH_REMATCH[2]}	$name	$minutes	" tests/workshop/parts || {
@@ -194,14 +194,24 @@ plan_rows() {
                 previous=$(echo steps/"$(printf '%02d' $((10#$part - 1)))"-*/server.c)
             fi
             counted=$(diff "$previous" steps/"$part"-*/server.c | grep '^>' | grep -cv '^> *$')
+        elif [[ $stage =~ ^0[1-6] ]]; then
+            echo "'$stage': a row of the plan that names no stage nor part the test knows" >&2
+            return 1
         else
             continue
         fi
+        checked=$((checked + 1))
         ((lines * 100 >= counted * 85 && lines * 100 <= counted * 115)) || {
             echo "'$stage': $lines lines in the plan, but the step adds $counted: update the plan in README.md and book/00-introduction.md" >&2
             return 1
         }
     done < <(plan_rows README.md)
+    local expected
+    expected=$((6 + $(grep -c '^0[1-6]	' tests/workshop/parts) - $(cut -f1 tests/workshop/parts | grep '^0' | sort -u | wc -l)))
+    [ "$checked" -eq "$expected" ] || {
+        echo "the plan has $checked rows of stages and parts; the steps and tests/workshop/parts make $expected" >&2
+        return 1
+    }
 }
 
 @test "tests/check --part: a part that does not exist, or a step without parts, is a usage error" {
