@@ -9,6 +9,12 @@
 #
 # Environment: SERVER, the binary under test (tests/check sets it).
 # WAIT_SECONDS bounds every wait for the server (default 5).
+#
+# Every failure explains itself, in the same four lines (fail_because):
+# expected, but, try it (a command with a time limit), hint (the section of
+# the book to read). A test that stops on a command of its own, a server
+# that crashed (its signal named) or hangs: teardown explains those too.
+# tests/broken.bats proves it with servers broken on purpose.
 
 : "${SERVER:?SERVER must name the server binary; run the tests with tests/check}"
 WAIT_SECONDS=${WAIT_SECONDS:-5}
@@ -515,7 +521,7 @@ check_malformed_requests() {
     [ "$count" -gt 0 ] || fail_because "malformed requests of part '$part' to check" \
         "the list in tests/helpers.bash has none" "grep '$part' tests/helpers.bash" || return 1
     [ "$failed" -eq 0 ] ||
-        fail_because "the right status for all $count malformed requests of part '${part:-all}'" \
+        fail_because "the right status for all $total malformed requests of part '${part:-all}'" \
             "$failed of them did not get it: each is explained above" \
             "tests/check ${STEP:-NN} $SERVER_NAME${part:+ --part $part}"
 }
