@@ -23,7 +23,7 @@ FLAGS_STAMP := build/compiler-flags
 $(shell mkdir -p build && echo '$(CC) $(BUILD_CFLAGS) $(LDFLAGS)' | cmp -s - $(FLAGS_STAMP) || \
 	echo '$(CC) $(BUILD_CFLAGS) $(LDFLAGS)' > $(FLAGS_STAMP))
 
-.PHONY: all help run test check bench clean book $(addprefix step-,$(STEPS))
+.PHONY: all help run test check bench clean book transcripts $(addprefix step-,$(STEPS))
 
 all: $(STEP_BINARIES) ## build the six servers: ./step01 ... ./step06
 
@@ -58,8 +58,11 @@ bench: step06 ## measure step 06 against nginx with one worker (wrk)
 clean: ## remove what make built
 	rm -rf $(STEP_BINARIES) build
 
-book: all ## build the book into build/book/ (HTML, EPUB, PDF)
+book: ## build the book into build/book/ (HTML, EPUB, PDF)
 	@book/build
+
+transcripts: all ## play the book's terminal scenes again, into book/transcripts/ (10 s)
+	@book/transcript --all book/transcripts
 
 # Workshop mode and the exercises' answers. Each answer is stored once, as a
 # patch against its step: book/answers/NAME.diff, NAME starting with the
@@ -88,6 +91,23 @@ $(foreach a,$(ANSWERS),$(eval $(call ANSWER_RULES,$(a))))
 
 test-answers: all answers ## test the exercise answers and make workshop
 	@tests/answers
+
+# The book's experiments ("remove this call and see"), stored the same way:
+# book/experiments/NAME.diff against step NN (NAME starts with NN), made
+# into build/experiments/NAME.c and built as the steps are.
+EXPERIMENTS := $(patsubst book/experiments/%.diff,%,$(wildcard book/experiments/*.diff))
+.PHONY: experiments
+
+experiments: $(addprefix build/experiments/,$(EXPERIMENTS)) ## build the book's experiments into build/experiments/
+
+define EXPERIMENT_RULES
+build/experiments/$(1).c: book/experiments/$(1).diff $(call step_source,$(firstword $(subst -, ,$(1))))
+	@mkdir -p $$(@D)
+	tests/apply-patch $$(word 2,$$^) $$< $$@
+build/experiments/$(1): build/experiments/$(1).c $(FLAGS_STAMP)
+	$$(CC) $$(BUILD_CFLAGS) $$(LDFLAGS) -o $$@ $$<
+endef
+$(foreach e,$(EXPERIMENTS),$(eval $(call EXPERIMENT_RULES,$(e))))
 
 # Proving the servers hold: fuzzing, sanitizers, valgrind, fault and load
 # tests, static checks. book/d-tested.md says what each found.

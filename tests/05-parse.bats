@@ -148,11 +148,11 @@ rejected_in_log() {
     wait_for_log "^header: X-Word: $value\$" >/dev/null ||
         fail_because "a line 'header: X-Word: $value'" "$(grep '^header' "$LOG" || echo 'no header lines')" \
             "$(by_hand "curl -H 'X-Word: $value' http://127.0.0.1:8080/")" \
-            "book/05-parse.md, section 'Parsing the head'"
+            "book/05-parse.md, section 'Field lines'"
     grep -q "^header: Host: 127.0.0.1:$PORT\$" "$LOG" ||
         fail_because "a line 'header: Host: 127.0.0.1:$PORT' for the Host field curl sends" \
             "$(grep '^header' "$LOG" || echo 'no header lines')" \
-            "$(by_hand "curl http://127.0.0.1:8080/")" "book/05-parse.md, section 'Parsing the head'"
+            "$(by_hand "curl http://127.0.0.1:8080/")" "book/05-parse.md, section 'Field lines'"
 }
 
 # bats test_tags=part:fields
@@ -206,8 +206,7 @@ rejected_in_log() {
     check_malformed_requests body rejected_in_log
 }
 
-# The absolute-form's authority stands for Host: part 3 teaches them together.
-# bats test_tags=part:fields
+# bats test_tags=part:request-line
 @test "takes a target in absolute-form, with a port, an empty path or an upper-case scheme" {
     start_server listening 0
     local path
