@@ -15,6 +15,7 @@ BUILD_CFLAGS = $(STRICT_CFLAGS) $(CFLAGS) $(SANITIZER_FLAGS)
 PORT ?= 8080
 STEP ?=
 SERVER ?=
+PART ?=
 
 # Rebuild the steps when the compiler or its flags change, such as with
 # SANITIZE=1, not only when a server.c does.
@@ -39,7 +40,7 @@ $(foreach n,$(STEPS),$(eval $(call STEP_RULES,$(n))))
 help: ## list the targets
 	@echo 'make step-04     build one step, then run it: ./step04 [PORT [ADDRESS]]'
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | awk -F'\t' '{ printf "make %-13s %s\n", $$1, $$2 }'
-	@echo 'Variables: CC, CFLAGS, SANITIZE=1, PORT (make run), STEP and SERVER (make check).'
+	@echo 'Variables: CC, CFLAGS, SANITIZE=1, PORT (make run), STEP, SERVER and PART (make check).'
 
 # The newest step: the last of STEPS.
 NEWEST := $(lastword $(STEPS))
@@ -49,9 +50,9 @@ run: step$(NEWEST) ## build the newest step (07) and start it on PORT (default 8
 test: all answers ## run every step against its tests and the earlier steps', and the answers
 	@tests/run-all
 
-check: ## check a server of yours: make check STEP=04 SERVER=path/to/server
-	@test -n "$(STEP)" || { echo 'usage: make check STEP=04 [SERVER=path/to/server]' >&2; exit 2; }
-	@tests/check $(STEP) $(or $(SERVER),./step$(shell printf '%02d' $(STEP) 2>/dev/null))
+check: ## check a server of yours: make check STEP=04 SERVER=path/to/server [PART=2]
+	@test -n "$(STEP)" || { echo 'usage: make check STEP=04 [SERVER=path/to/server] [PART=N or NAME, for steps 05 and 06]' >&2; exit 2; }
+	@tests/check $(STEP) $(or $(SERVER),./step$(shell printf '%02d' $(STEP) 2>/dev/null)) $(if $(PART),--part '$(PART)')
 
 bench: step06 step07 ## measure steps 06 and 07 against nginx with one worker (wrk)
 	@tests/bench

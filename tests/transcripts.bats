@@ -10,6 +10,11 @@
 @test "the book's transcripts are what the servers print now" {
     cd "$BATS_TEST_DIRNAME/.." || exit 1
     local now=$BATS_TEST_TMPDIR/now difference
+    # Servers built with sanitizers (make test SANITIZE=1) print and close
+    # more than the book's: the transcripts are of the plain build.
+    if grep -q fsanitize build/compiler-flags 2>/dev/null; then
+        skip "the steps are built with sanitizers (SANITIZE=1): the transcripts are of the plain build"
+    fi
     # Another curl, strace or C library prints other lines: compare only
     # where the tools are those that made the transcripts (as in CI).
     if ! difference=$(diff book/transcripts/tools.txt <(book/transcript --tools)); then
