@@ -15,6 +15,7 @@ BUILD_CFLAGS = $(STRICT_CFLAGS) $(CFLAGS) $(SANITIZER_FLAGS)
 PORT ?= 8080
 STEP ?=
 SERVER ?=
+PART ?=
 
 # Rebuild the steps when the compiler or its flags change, such as with
 # SANITIZE=1, not only when a server.c does.
@@ -22,7 +23,7 @@ FLAGS_STAMP := build/compiler-flags
 $(shell mkdir -p build && echo '$(CC) $(BUILD_CFLAGS) $(LDFLAGS)' | cmp -s - $(FLAGS_STAMP) || \
 	echo '$(CC) $(BUILD_CFLAGS) $(LDFLAGS)' > $(FLAGS_STAMP))
 
-.PHONY: all help run test check bench clean book $(addprefix step-,$(STEPS))
+.PHONY: all help run test check bench clean book transcripts $(addprefix step-,$(STEPS))
 
 all: $(STEP_BINARIES) ## build the eight servers: ./step01 ... ./step08
 
@@ -39,7 +40,7 @@ $(foreach n,$(STEPS),$(eval $(call STEP_RULES,$(n))))
 help: ## list the targets
 	@echo 'make step-04     build one step, then run it: ./step04 [PORT [ADDRESS]]'
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | awk -F'\t' '{ printf "make %-13s %s\n", $$1, $$2 }'
-	@echo 'Variables: CC, CFLAGS, SANITIZE=1, PORT (make run), STEP and SERVER (make check).'
+	@echo 'Variables: CC, CFLAGS, SANITIZE=1, PORT (make run), STEP, SERVER and PART (make check).'
 
 # The newest step: the last of STEPS.
 NEWEST := $(lastword $(STEPS))
@@ -49,9 +50,9 @@ run: step$(NEWEST) ## build the newest step (08) and start it on PORT (default 8
 test: all answers ## run every step against its tests and the earlier steps', and the answers
 	@tests/run-all
 
-check: ## check a server of yours: make check STEP=04 SERVER=path/to/server
-	@test -n "$(STEP)" || { echo 'usage: make check STEP=04 [SERVER=path/to/server]' >&2; exit 2; }
-	@tests/check $(STEP) $(or $(SERVER),./step$(shell printf '%02d' $(STEP) 2>/dev/null))
+check: ## check a server of yours: make check STEP=04 SERVER=path/to/server [PART=2]
+	@test -n "$(STEP)" || { echo 'usage: make check STEP=04 [SERVER=path/to/server] [PART=N or NAME, for steps 05 and 06]' >&2; exit 2; }
+	@tests/check $(STEP) $(or $(SERVER),./step$(shell printf '%02d' $(STEP) 2>/dev/null)) $(if $(PART),--part '$(PART)')
 
 bench: step06 step07 step08 ## measure steps 06, 07 and 08 against nginx with one worker (wrk)
 	@tests/bench
@@ -59,8 +60,11 @@ bench: step06 step07 step08 ## measure steps 06, 07 and 08 against nginx with on
 clean: ## remove what make built
 	rm -rf $(STEP_BINARIES) build
 
-book: all ## build the book into build/book/ (HTML, EPUB, PDF)
+book: ## build the book into build/book/ (HTML, EPUB, PDF)
 	@book/build
+
+transcripts: all ## play the book's terminal scenes again, into book/transcripts/ (10 s)
+	@book/transcript --all book/transcripts
 
 # Workshop mode and the exercises' answers. Each answer is stored once, as a
 # patch against its step: book/answers/NAME.diff, NAME starting with the
@@ -89,6 +93,23 @@ $(foreach a,$(ANSWERS),$(eval $(call ANSWER_RULES,$(a))))
 
 test-answers: all answers ## test the exercise answers and make workshop
 	@tests/answers
+
+# The book's experiments ("remove this call and see"), stored the same way:
+# book/experiments/NAME.diff against step NN (NAME starts with NN), made
+# into build/experiments/NAME.c and built as the steps are.
+EXPERIMENTS := $(patsubst book/experiments/%.diff,%,$(wildcard book/experiments/*.diff))
+.PHONY: experiments
+
+experiments: $(addprefix build/experiments/,$(EXPERIMENTS)) ## build the book's experiments into build/experiments/
+
+define EXPERIMENT_RULES
+build/experiments/$(1).c: book/experiments/$(1).diff $(call step_source,$(firstword $(subst -, ,$(1))))
+	@mkdir -p $$(@D)
+	tests/apply-patch $$(word 2,$$^) $$< $$@
+build/experiments/$(1): build/experiments/$(1).c $(FLAGS_STAMP)
+	$$(CC) $$(BUILD_CFLAGS) $$(LDFLAGS) -o $$@ $$<
+endef
+$(foreach e,$(EXPERIMENTS),$(eval $(call EXPERIMENT_RULES,$(e))))
 
 # Proving the servers hold: fuzzing, sanitizers, valgrind, fault and load
 # tests, static checks. book/d-tested.md says what each found.

@@ -10,12 +10,36 @@ what to show, and this filter replaces it when the book is built:
       closing brace at column 0
   ```{.c include="steps/02-bind/server.c" region="enum {"}```
       the same, for a declaration found by how its first line starts
+      ("enum {", "struct request", "#define DEFAULT_ADDRESS")
+  ```{.c include="steps/05-parse/server.c" region="receive, receive_more"}```
+      several regions, in the order named, in one listing
+  ```{.c include="steps/01-socket/server.c" region="top"}```
+      the top of the file: its opening comment through the last #include
   ```{.diff diff="steps/03-listen/server.c steps/04-accept/server.c"}```
       diff -u between two files
+  ```{.diff diff="steps/04-accept/server.c steps/05-parse/server.c" region="serve_forever"}```
+      diff -u of one region (or several) between two files, with the
+      whole region as context (context="N": N lines); one of several
+      regions may be new, as long as one is in the first file
+  ```{.diff diff="steps/04-accept/server.c steps/05-parse/server.c" show="command"}```
+      not the diff but the command that prints it, how many lines it
+      adds and removes, and in the HTML a link to the page that shows
+      it (diff-05.html: book/build writes one for every step)
   ```{.console transcript="step04-nc"}```
-      what book/transcript prints for that scene: real commands run
-      against the real servers while the book is built (book/build runs
-      them all beforehand, side by side, into $BOOK_TRANSCRIPTS)
+      book/transcripts/step04-nc.txt: what book/transcript printed for
+      that scene, real commands run against the real servers (make
+      transcripts plays them again; tests/transcripts.bats checks that
+      they are what the servers print now)
+
+A chapter teaches a step in pieces, each shown once. Each listing of a
+step's code says where its lines go, among what the reader has typed
+so far (the step before, and the listings above it in the chapter):
+"new, after `read_head`", "new, between `next_line` and
+`parse_request_line`", "in `enum {`:
+add the + lines". A chapter can say it its own way, with
+where="new, in place of `wait_for_interrupt`". The first piece of a
+section the step adds comes with the section's banner comment,
+/* ==== Connections ==== */.
 
 Paths are relative to the top of the repository (book/build runs pandoc
 there). A missing file, region or scene stops the build with a message
@@ -29,7 +53,20 @@ local function fail(message)
   os.exit(1)
 end
 
+local function exists(path)
+  local file = io.open(path, "r")
+  if file then
+    file:close()
+    return true
+  end
+  return false
+end
+
+local files = {}
 local function read_lines(path)
+  if files[path] then
+    return files[path]
+  end
   local file = io.open(path, "r")
   if not file then
     fail("no such file: " .. path)
@@ -39,16 +76,33 @@ local function read_lines(path)
     lines[#lines + 1] = line
   end
   file:close()
+  files[path] = lines
   return lines
+end
+
+local function run(command)
+  local pipe = io.popen(command .. " 2>&1")
+  local output = pipe:read("a")
+  local _, _, code = pipe:close()
+  return output, code
 end
 
 local function escape_pattern(text)
   return (text:gsub("[%^%$%(%)%%%.%[%]%*%+%-%?]", "%%%0"))
 end
 
+local function split_names(text)
+  local names = {}
+  for name in text:gmatch("[^,]+") do
+    names[#names + 1] = name:match("^%s*(.-)%s*$")
+  end
+  return names
+end
+
 -- Does this line, at column 0, start the declaration called `name`?
 -- A function: "static int accept_connection(" or "int main(".
--- A struct: "struct request {". Anything else: a literal prefix.
+-- A struct: "struct request {". A constant: "static const char HELLO_PAGE[] =".
+-- Anything else: a literal prefix, such as "enum {" or "#define DEFAULT_ADDRESS".
 local function starts_region(line, name)
   if line:match("^%s") or line == "" then
     return false
@@ -56,16 +110,35 @@ local function starts_region(line, name)
   if name:match("^[%a_][%w_]*$") then
     local n = escape_pattern(name)
     return line:match("^[%a_].-[%s%*]" .. n .. "%(") ~= nil
+      or line:match("^[%a_].-[%s%*]" .. n .. "%s*[%[=]") ~= nil
       or line:match("^struct " .. n .. " {") ~= nil
       or line:match("^enum " .. n .. " {") ~= nil
   end
   return line:sub(1, #name) == name
 end
 
--- Returns the first and last line of a region: the comment block right
--- above the declaration, through the brace that closes it at column 0
--- (or the declaration's own line, if it ends with a semicolon).
+local function is_banner(line)
+  return line ~= nil and line:match("^/%* ==== .* ==== %*/$") ~= nil
+end
+
+-- Returns the first and last line of a region, and the line where its
+-- declaration starts, or nil if the file has none of that name: the
+-- comment block right above the declaration, through the brace that
+-- closes it at column 0 (or the declaration's own line, if it ends with
+-- a semicolon or is a #define).
 local function find_region(lines, name, path)
+  if name == "top" then
+    local last
+    for i, line in ipairs(lines) do
+      if line:match("^#include") then
+        last = i
+      end
+    end
+    if not last then
+      fail("no #include in " .. path .. ", so no region 'top'")
+    end
+    return 1, last, 1
+  end
   local start
   for i, line in ipairs(lines) do
     if starts_region(line, name) then
@@ -74,10 +147,10 @@ local function find_region(lines, name, path)
     end
   end
   if not start then
-    fail("no function or declaration '" .. name .. "' in " .. path)
+    return nil
   end
   local finish
-  if lines[start]:match(";%s*$") then
+  if lines[start]:match(";%s*$") or lines[start]:match("^#") then
     finish = start
   else
     for i = start, #lines do
@@ -91,91 +164,460 @@ local function find_region(lines, name, path)
     fail("'" .. name .. "' in " .. path .. " has no closing brace at column 0")
   end
   local first = start
-  if first > 1 and lines[first - 1]:match("%*/%s*$") then
+  if first > 1 and lines[first - 1]:match("%*/%s*$") and not is_banner(lines[first - 1]) then
     first = first - 1
     while first > 1 and not lines[first]:match("^%s*/%*") do
       first = first - 1
     end
   end
-  return first, finish
+  return first, finish, start
 end
 
-local function run(command)
-  local pipe = io.popen(command .. " 2>&1")
-  local output = pipe:read("a")
-  local _, _, code = pipe:close()
-  return output, code
-end
-
-local function caption(text, block)
-  return pandoc.Div({ pandoc.Para({ pandoc.Code(text) }), block }, pandoc.Attr("", { "listing" }))
-end
-
-local function exists(path)
-  local file = io.open(path, "r")
-  if file then
-    file:close()
-    return true
+local function must_find_region(lines, name, path)
+  local first, last, start = find_region(lines, name, path)
+  if not first then
+    fail("no function or declaration '" .. name .. "' in " .. path)
   end
-  return false
+  return first, last, start
+end
+
+-- The text of several line ranges, in the order given: ranges that
+-- follow each other in the file keep what lies between them (blank
+-- lines), the others are set apart by one blank line. Also returns the
+-- ranges as the label shows them, with neighbours joined.
+local function ranges_text(lines, ranges)
+  local parts, shown, previous = {}, {}, nil
+  for _, range in ipairs(ranges) do
+    local first, last = range[1], range[2]
+    local joined = false
+    if previous and first > previous then
+      joined = true
+      for i = previous + 1, first - 1 do
+        if lines[i] ~= "" then
+          joined = false
+        end
+      end
+    end
+    if joined then
+      first = previous + 1
+      shown[#shown][2] = last
+    else
+      if previous then
+        parts[#parts + 1] = ""
+      end
+      shown[#shown + 1] = { first, last }
+    end
+    parts[#parts + 1] = table.concat(lines, "\n", first, last)
+    previous = last
+  end
+  return table.concat(parts, "\n"), shown
+end
+
+local function ranges_label(path, ranges)
+  local texts = {}
+  for i, range in ipairs(ranges) do
+    texts[i] = range[1] == range[2] and tostring(range[1]) or string.format("%d–%d", range[1], range[2])
+  end
+  local one_line = #ranges == 1 and ranges[1][1] == ranges[1][2]
+  return string.format("%s, line%s %s", path, one_line and "" or "s", table.concat(texts, ", "))
+end
+
+-- steps/05-parse/server.c -> steps/04-accept/server.c, or nil.
+local function previous_step(path)
+  local number, file = path:match("^steps/(%d%d)%-[^/]+/(.+)$")
+  if not number or tonumber(number) < 2 then
+    return nil
+  end
+  local listing = run(string.format("ls -d steps/%02d-*/ 2>/dev/null", tonumber(number) - 1))
+  local folder = listing:match("^(%S+)/")
+  if folder and exists(folder .. "/" .. file) then
+    return folder .. "/" .. file
+  end
+  return nil
+end
+
+local function step_number(path)
+  return path:match("^steps/(%d%d)%-")
+end
+
+-- The name a reader knows a declaration by: a function's, a struct's, a
+-- constant's, or "enum {" for the limits.
+local function declaration_name(line)
+  if line:match("^enum {%s*$") then
+    return "enum {"
+  end
+  local struct = line:match("^struct ([%a_][%w_]*) {")
+  if struct then
+    return "struct " .. struct
+  end
+  return line:match("^#define ([%a_][%w_]*)")
+    or line:match("^enum { ([%a_][%w_]*)")
+    or line:match("([%a_][%w_]*)%(")
+    or line:match("([%a_][%w_]*)%s*%[%]")
+    or line:match("([%a_][%w_]*)%s*=")
+end
+
+-- The map of a file: where each declaration after the includes starts,
+-- with its name, and the banner of each line's section (its line
+-- number, or 0).
+local maps = {}
+local function file_map(path)
+  if maps[path] then
+    return maps[path]
+  end
+  local lines = read_lines(path)
+  local map = { declarations = {}, section = {} }
+  local in_comment, banner = false, 0
+  local _, includes_end = find_region(lines, "top", path)
+  for i, line in ipairs(lines) do
+    if i <= includes_end then
+      -- the opening comment, the feature macro and the includes
+    elseif in_comment then
+      in_comment = not line:match("%*/")
+    elseif is_banner(line) then
+      banner = i
+    elseif line:match("^%s*/%*") then
+      in_comment = not line:match("%*/")
+    elseif line:match("^[%a_#]") then
+      local name = declaration_name(line)
+      if name then
+        map.declarations[#map.declarations + 1] = { line = i, name = name }
+      end
+    end
+    map.section[i] = banner
+  end
+  maps[path] = map
+  return map
+end
+
+-- What the reader has typed so far, in the order of the chapter: the
+-- lines where the declarations it has shown start, and the banners.
+local typed = {}
+local function typed_in(path)
+  typed[path] = typed[path] or { declarations = {}, banners = {} }
+  return typed[path]
+end
+
+local function as_set(lines)
+  local set = {}
+  for _, line in ipairs(lines) do
+    set[line] = true
+  end
+  return set
+end
+
+-- Has the reader got this line of the step's file already: from the
+-- step before, or from a listing higher up in this chapter?
+local function reader_has(path, old_set, line_number)
+  return old_set[read_lines(path)[line_number]] or typed_in(path).declarations[line_number]
+end
+
+local function code_name(name)
+  return "`" .. name .. "`"
+end
+
+local function join_names(names)
+  local quoted = {}
+  for i, name in ipairs(names) do
+    quoted[i] = code_name(name)
+  end
+  if #quoted <= 1 then
+    return quoted[1] or ""
+  end
+  return table.concat(quoted, ", ", 1, #quoted - 1) .. " and " .. quoted[#quoted]
+end
+
+-- Where a new declaration goes, among those the reader already has:
+-- between the ones above and below it in its section, or after the one
+-- above, or before the one below, or else after the last one above it.
+local function place_of(path, old_set, start)
+  local map = file_map(path)
+  local section = map.section[start]
+  local above, below
+  for _, declaration in ipairs(map.declarations) do
+    if reader_has(path, old_set, declaration.line) then
+      if declaration.line < start then
+        above = declaration
+      elseif declaration.line > start and not below then
+        below = declaration
+      end
+    end
+  end
+  local above_here = above and map.section[above.line] == section
+  local below_here = below and map.section[below.line] == section
+  if above_here and below_here then
+    return "between " .. code_name(above.name) .. " and " .. code_name(below.name)
+  elseif above_here then
+    return "after " .. code_name(above.name)
+  elseif below_here then
+    return "before " .. code_name(below.name)
+  elseif above then
+    return "after " .. code_name(above.name)
+  end
+  return "after the includes"
+end
+
+-- The ranges an include shows, and where they go: each region, with its
+-- section's banner when the reader has not typed that banner yet.
+local function include_ranges(path, names)
+  local lines = read_lines(path)
+  local previous = previous_step(path)
+  local old = previous and read_lines(previous) or {}
+  local old_set = as_set(old)
+  local map = file_map(path)
+  local mine = typed_in(path)
+  local ranges, new_places, changed, same = {}, {}, {}, {}
+  for _, name in ipairs(names) do
+    local first, last, start = must_find_region(lines, name, path)
+    local banner = map.section[start]
+    if banner > 0 and not old_set[lines[banner]] and not mine.banners[banner] then
+      mine.banners[banner] = true
+      ranges[#ranges + 1] = { banner, banner }
+    end
+    ranges[#ranges + 1] = { first, last }
+    if previous then
+      local old_first, old_last = find_region(old, name, previous)
+      if not old_first then
+        if #new_places == 0 then
+          new_places[1] = place_of(path, old_set, start)
+        end
+      elseif table.concat(old, "\n", old_first, old_last) ~= table.concat(lines, "\n", first, last) then
+        changed[#changed + 1] = name
+      else
+        same[#same + 1] = name
+      end
+    end
+    mine.declarations[start] = true
+  end
+  local where
+  if previous then
+    local step = step_number(previous)
+    local says = {}
+    if #new_places > 0 then
+      says[#says + 1] = "new, " .. new_places[1]
+    end
+    if #changed > 0 then
+      says[#says + 1] = "replaces " .. join_names(changed) .. " of step " .. step
+    end
+    if #same > 0 then
+      says[#says + 1] = join_names(same) .. " as in step " .. step
+    end
+    where = table.concat(says, "; ")
+  end
+  return ranges, where
+end
+
+-- Where the lines of a region diff go.
+local function where_changed(old_lines, old_path, names, diff_text)
+  local removes = diff_text:match("\n%-") or diff_text:match("^%-")
+  local new_names, changed = {}, {}
+  for _, name in ipairs(names) do
+    if find_region(old_lines, name, old_path) then
+      changed[#changed + 1] = name
+    else
+      new_names[#new_names + 1] = name
+    end
+  end
+  local places, others = {}, {}
+  for _, name in ipairs(changed) do
+    if name == "top" then
+      places[#places + 1] = "at the top of the file"
+    else
+      others[#others + 1] = name
+    end
+  end
+  if #others > 0 then
+    places[#places + 1] = "in " .. join_names(others)
+  end
+  local says = table.concat(places, " and ")
+  if #new_names > 0 then
+    says = says .. ", and the new " .. join_names(new_names)
+  end
+  if removes then
+    return says .. ": the − lines become the + lines"
+  end
+  return says .. ": add the + lines"
+end
+
+local function markdown_inlines(text)
+  local blocks = pandoc.read(text, "markdown").blocks
+  if #blocks == 0 then
+    return {}
+  end
+  return blocks[1].content
+end
+
+-- A listing: where it goes (if known), then the file and the lines.
+local function caption(label, where, block)
+  local inlines = {}
+  if where and where ~= "" then
+    inlines[#inlines + 1] = pandoc.Span(markdown_inlines(where), pandoc.Attr("", { "where" }))
+    inlines[#inlines + 1] = pandoc.Space()
+    inlines[#inlines + 1] = pandoc.Str("·")
+    inlines[#inlines + 1] = pandoc.Space()
+  end
+  inlines[#inlines + 1] = pandoc.Code(label)
+  return pandoc.Div({ pandoc.Para(inlines), block }, pandoc.Attr("", { "listing" }))
+end
+
+local function write_file(text)
+  local path = os.tmpname()
+  local file = io.open(path, "w")
+  file:write(text, "\n")
+  file:close()
+  return path
+end
+
+-- diff -u between two texts: returns the output without its two header
+-- lines, with the @@ line numbers moved to where the texts start in
+-- their files (old_offset and new_offset), and without the @@ line when
+-- the one hunk is the whole text.
+local function diff_texts(old_text, new_text, context, old_offset, new_offset, what)
+  local old_file, new_file = write_file(old_text), write_file(new_text)
+  local output, code = run(string.format("diff -U %d %s %s", context, old_file, new_file))
+  os.remove(old_file)
+  os.remove(new_file)
+  if code ~= 0 and code ~= 1 then
+    fail("diff of " .. what .. " failed: " .. output)
+  end
+  if output == "" then
+    fail(what .. ": no difference, nothing to show")
+  end
+  local out, hunks = {}, 0
+  for line in (output:gsub("\n$", "") .. "\n"):gmatch("(.-)\n") do
+    if line:match("^%-%-%- ") or line:match("^%+%+%+ ") then
+      -- the temporary files' names
+    elseif line:match("^@@") then
+      hunks = hunks + 1
+      local a, b, c, d = line:match("^@@ %-(%d+),?(%d*) %+(%d+),?(%d*) @@")
+      out[#out + 1] = string.format("@@ -%d%s +%d%s @@", tonumber(a) + old_offset, b ~= "" and "," .. b or "",
+        tonumber(c) + new_offset, d ~= "" and "," .. d or "")
+    else
+      out[#out + 1] = line
+    end
+  end
+  while #out > 0 and out[#out]:match("^ %s*$") do
+    table.remove(out)
+  end
+  if hunks == 1 and context >= 1000 then
+    table.remove(out, 1)
+  end
+  return table.concat(out, "\n")
+end
+
+local function include_block(block)
+  local attributes = block.attributes
+  local path = attributes.include
+  local lines = read_lines(path)
+  local text, label, where
+  if attributes.region then
+    local ranges
+    ranges, where = include_ranges(path, split_names(attributes.region))
+    text, ranges = ranges_text(lines, ranges)
+    label = ranges_label(path, ranges)
+  else
+    text, label = table.concat(lines, "\n"), path
+  end
+  return caption(label, attributes.where or where, pandoc.CodeBlock(text, pandoc.Attr("", block.classes)))
+end
+
+-- The ranges of the regions named, in a file, and those it lacks.
+local function regions_in(lines, names, path, optional)
+  local ranges = {}
+  for _, name in ipairs(names) do
+    local first, last, start = find_region(lines, name, path)
+    if first then
+      ranges[#ranges + 1] = { first, last }
+      typed_in(path).declarations[start] = true
+    elseif not optional then
+      fail("no function or declaration '" .. name .. "' in " .. path)
+    end
+  end
+  return ranges
+end
+
+local function whole_diff_summary(old, new, output)
+  local added, removed = 0, 0
+  for line in output:gmatch("[^\n]*") do
+    if line:match("^%+") and not line:match("^%+%+%+ ") then
+      added = added + 1
+    elseif line:match("^%-") and not line:match("^%-%-%- ") then
+      removed = removed + 1
+    end
+  end
+  local inlines = {
+    pandoc.Code("diff -u " .. old .. " " .. new),
+    pandoc.Str(string.format(": %d lines added, %d removed.", added, removed)),
+  }
+  local number = step_number(new)
+  if number then
+    inlines[#inlines + 1] = pandoc.Space()
+    inlines[#inlines + 1] = pandoc.Span({ pandoc.Link("Read it on one page.", "diff-" .. number .. ".html") },
+      pandoc.Attr("", { "html-only" }))
+  end
+  return pandoc.Div({ pandoc.Para(inlines) }, pandoc.Attr("", { "whole-diff" }))
+end
+
+local function diff_block(block)
+  local attributes = block.attributes
+  local old, new = attributes.diff:match("^(%S+)%s+(%S+)$")
+  if not old then
+    fail('diff="' .. attributes.diff .. '" must name two files')
+  end
+  for _, path in ipairs({ old, new }) do
+    if not exists(path) then
+      fail("no such file: " .. path)
+    end
+  end
+  if attributes.region then
+    local names = split_names(attributes.region)
+    local old_lines, new_lines = read_lines(old), read_lines(new)
+    local new_text, new_ranges = ranges_text(new_lines, regions_in(new_lines, names, new, false))
+    local old_text, old_ranges = ranges_text(old_lines, regions_in(old_lines, names, old, true))
+    if #old_ranges == 0 then
+      fail("none of '" .. attributes.region .. "' is in " .. old .. ": show new code with include=, not diff=")
+    end
+    local context = tonumber(attributes.context or "") or 100000
+    local offset_old = (#old_ranges == 1) and old_ranges[1][1] - 1 or 0
+    local offset_new = (#new_ranges == 1) and new_ranges[1][1] - 1 or 0
+    local text = diff_texts(old_text, new_text, context, offset_old, offset_new,
+      "'" .. attributes.region .. "' between " .. old .. " and " .. new)
+    local where = attributes.where or where_changed(old_lines, old, names, text)
+    return caption(ranges_label(new, new_ranges), where, pandoc.CodeBlock(text, pandoc.Attr("", { "diff" })))
+  end
+  local output, code = run(string.format("diff -u --label %s --label %s %s %s", old, new, old, new))
+  if code ~= 0 and code ~= 1 then
+    fail("diff " .. old .. " " .. new .. " failed: " .. output)
+  end
+  if output == "" then
+    fail(old .. " and " .. new .. " are the same: nothing to show")
+  end
+  if attributes.show == "command" then
+    return whole_diff_summary(old, new, output)
+  elseif attributes.show then
+    fail('show="' .. attributes.show .. '": the only choice is show="command"')
+  end
+  return caption("diff -u " .. old .. " " .. new, attributes.where,
+    pandoc.CodeBlock((output:gsub("\n$", "")), pandoc.Attr("", { "diff" })))
+end
+
+-- A transcript, as kept in book/transcripts/ (make transcripts plays
+-- the scenes of book/transcript again against the servers).
+local function transcript_block(block)
+  local path = "book/transcripts/" .. block.attributes.transcript .. ".txt"
+  if not exists(path) then
+    fail("no transcript " .. path .. ": a scene of book/transcript? then run make transcripts")
+  end
+  local output = table.concat(read_lines(path), "\n")
+  return pandoc.CodeBlock(output, pandoc.Attr("", { "console" }))
 end
 
 function CodeBlock(block)
-  local attributes = block.attributes
-  local classes = block.classes
-
-  if attributes.include then
-    local path = attributes.include
-    local lines = read_lines(path)
-    local first, last, label = 1, #lines, path
-    if attributes.region then
-      first, last = find_region(lines, attributes.region, path)
-      label = string.format("%s, lines %d–%d", path, first, last)
-    end
-    local text = table.concat(lines, "\n", first, last)
-    return caption(label, pandoc.CodeBlock(text, pandoc.Attr("", classes)))
-  end
-
-  if attributes.diff then
-    local old, new = attributes.diff:match("^(%S+)%s+(%S+)$")
-    if not old then
-      fail('diff="' .. attributes.diff .. '" must name two files')
-    end
-    for _, path in ipairs({ old, new }) do
-      if not exists(path) then
-        fail("no such file: " .. path)
-      end
-    end
-    local output, code = run(string.format("diff -u --label %s --label %s %s %s", old, new, old, new))
-    if code ~= 0 and code ~= 1 then
-      fail("diff " .. old .. " " .. new .. " failed: " .. output)
-    end
-    if output == "" then
-      fail(old .. " and " .. new .. " are the same: nothing to show")
-    end
-    return caption("diff -u " .. old .. " " .. new,
-      pandoc.CodeBlock((output:gsub("\n$", "")), pandoc.Attr("", { "diff" })))
-  end
-
-  if attributes.transcript then
-    local scene = attributes.transcript
-    -- tests/book.bats checks the chapters without running the servers.
-    if os.getenv("BOOK_NO_TRANSCRIPTS") then
-      return pandoc.CodeBlock("(transcript " .. scene .. ")", pandoc.Attr("", { "console" }))
-    end
-    -- book/build runs every scene at once beforehand, into this folder.
-    local cache = os.getenv("BOOK_TRANSCRIPTS")
-    local file = cache and io.open(cache .. "/" .. scene .. ".txt", "r")
-    local output, code
-    if file then
-      output, code = file:read("a"), 0
-      file:close()
-    else
-      output, code = run("book/transcript " .. scene)
-    end
-    if code ~= 0 then
-      fail("transcript '" .. scene .. "' failed (exit " .. tostring(code) .. "):\n" .. output)
-    end
-    return pandoc.CodeBlock((output:gsub("\n$", "")), pandoc.Attr("", { "console" }))
+  if block.attributes.include then
+    return include_block(block)
+  elseif block.attributes.diff then
+    return diff_block(block)
+  elseif block.attributes.transcript then
+    return transcript_block(block)
   end
 end

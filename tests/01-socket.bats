@@ -54,9 +54,12 @@ socket_fd() {
     for argument in notaport -1 65536 99999999999999999999 8080x ''; do
         status=0
         "$SERVER" "$argument" >"$BATS_TEST_TMPDIR/out" 2>"$BATS_TEST_TMPDIR/err" </dev/null || status=$?
-        [ "$status" -eq 2 ] && grep -qi usage "$BATS_TEST_TMPDIR/err" ||
-            fail_because "exit status 2 and a usage line on stderr for port '$argument'" \
-                "status $status, stderr: $(head -c 200 "$BATS_TEST_TMPDIR/err")" \
+        [ "$status" -eq 2 ] ||
+            fail_because "exit status 2 for port '$argument'" "status $status" \
+                "$SERVER_NAME '$argument'; echo \$?" "book/01-socket.md, section 'The command line'"
+        grep -qi usage "$BATS_TEST_TMPDIR/err" ||
+            fail_because "a usage line on stderr for port '$argument'" \
+                "stderr: $(head -c 200 "$BATS_TEST_TMPDIR/err")" \
                 "$SERVER_NAME '$argument'; echo \$?" "book/01-socket.md, section 'The command line'"
     done
     for arguments in "0 not.an.address" "0 127.0.0.1 extra"; do

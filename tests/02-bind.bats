@@ -10,6 +10,7 @@ load helpers
 free_port() {
     local status=0
     start_server bound 0 >&2 || status=1
+    # shellcheck disable=SC2153 # PORT: set by start_server
     local port=$PORT
     stop_server
     [ "$status" -eq 0 ] && echo "$port" # no port: the test stops at port=$(free_port)
@@ -33,7 +34,7 @@ run_failing_bind() {
 # bats test_tags=ladder
 @test "prints the address it bound, with the port the kernel picked for port 0" {
     start_server bound 0
-    [ -n "$PORT" ] && [ "$PORT" -gt 0 ] ||
+    [ "${PORT:-0}" -gt 0 ] ||
         fail_because "a line like 'bound to 127.0.0.1:40123' with a port that is not 0" \
             "$(grep bound "$LOG" || echo 'no such line')" "$SERVER_NAME 0" \
             "book/02-bind.md, section 'Which port?': getsockname(2) tells the port the kernel picked"
@@ -56,8 +57,12 @@ run_failing_bind() {
     start_traced_server setsockopt,bind bound 0
     local calls
     calls=$(grep -E 'setsockopt\(.*SO_REUSEADDR, \[1\]|bind\(' "$TRACE" | sed 's/^[0-9]* *//')
-    [[ $(head -n 1 <<<"$calls") == setsockopt* ]] && grep -q 'sin_addr=inet_addr("127.0.0.1")' <<<"$calls" ||
-        fail_because "setsockopt(..., SOL_SOCKET, SO_REUSEADDR, [1], 4) then bind(... 127.0.0.1 ...)" \
+    [[ $(head -n 1 <<<"$calls") == setsockopt* ]] ||
+        fail_because "setsockopt(..., SOL_SOCKET, SO_REUSEADDR, [1], 4) first, before bind(2)" \
+            "${calls:-neither call}" "strace -e trace=setsockopt,bind $SERVER_NAME 0" \
+            "book/02-bind.md, section 'Binding'"
+    grep -q 'bind(.*sin_addr=inet_addr("127.0.0.1")' <<<"$calls" ||
+        fail_because "bind(... sin_addr=inet_addr(\"127.0.0.1\") ...) after setsockopt" \
             "${calls:-neither call}" "strace -e trace=setsockopt,bind $SERVER_NAME 0" \
             "book/02-bind.md, section 'Binding'"
 }
@@ -75,11 +80,19 @@ run_failing_bind() {
     kill "$nc_pid" 2>/dev/null || true
     wait "$nc_pid" 2>/dev/null || true
     [ "$status" -eq 0 ] || return 1
-    [ "$STATUS" -eq 1 ] && [[ $ERR == *"127.0.0.1:$port"* ]] && [[ $ERR == *"Address already in use"* ]] &&
-        [ "$(wc -l <<<"$ERR")" -eq 1 ] ||
-        fail_because "exit status 1 and one line on stderr such as 'bind 127.0.0.1:$port: Address already in use'" \
-            "status $STATUS, stderr: ${ERR:-nothing}" \
-            "nc -l 127.0.0.1 $port & $SERVER_NAME $port" "book/02-bind.md, section 'What can go wrong'"
+    local try="nc -l 127.0.0.1 $port & $SERVER_NAME $port"
+    [ "$STATUS" -eq 1 ] ||
+        fail_because "exit status 1 when the port is in use" "status $STATUS" "$try" \
+            "book/02-bind.md, section 'What can go wrong'"
+    [[ $ERR == *"127.0.0.1:$port"* ]] ||
+        fail_because "the address, 127.0.0.1:$port, on stderr" "stderr: ${ERR:-nothing}" "$try" \
+            "book/02-bind.md, section 'What can go wrong'"
+    [[ $ERR == *"Address already in use"* ]] ||
+        fail_because "the error, 'Address already in use' (strerror(EADDRINUSE)), on stderr" \
+            "stderr: ${ERR:-nothing}" "$try" "book/02-bind.md, section 'What can go wrong'"
+    [ "$(wc -l <<<"$ERR")" -eq 1 ] ||
+        fail_because "one line on stderr, such as 'bind 127.0.0.1:$port: Address already in use'" \
+            "$(wc -l <<<"$ERR") lines: $ERR" "$try" "book/02-bind.md, section 'What can go wrong'"
 }
 
 @test "a privileged port without privileges: Permission denied, exit status 1" {
@@ -90,8 +103,10 @@ run_failing_bind() {
         "${as_user[@]}" test -x "$SERVER" || skip "user nobody cannot run $SERVER here"
     fi
     run_failing_bind "$SERVER_NAME 80   # as a user, not root" "${as_user[@]}" "$SERVER" 80
-    [ "$STATUS" -eq 1 ] && [[ $ERR == *"127.0.0.1:80"*"Permission denied"* ]] ||
-        fail_because "exit status 1 and 'bind 127.0.0.1:80: Permission denied' on stderr" \
-            "status $STATUS, stderr: ${ERR:-nothing}" "$SERVER_NAME 80   # as a user, not root" \
-            "book/02-bind.md, section 'What can go wrong'"
+    [ "$STATUS" -eq 1 ] ||
+        fail_because "exit status 1 for a port below 1024" "status $STATUS" \
+            "$SERVER_NAME 80   # as a user, not root" "book/02-bind.md, section 'What can go wrong'"
+    [[ $ERR == *"127.0.0.1:80"*"Permission denied"* ]] ||
+        fail_because "'bind 127.0.0.1:80: Permission denied' on stderr" "stderr: ${ERR:-nothing}" \
+            "$SERVER_NAME 80   # as a user, not root" "book/02-bind.md, section 'What can go wrong'"
 }

@@ -7,10 +7,13 @@ load helpers
 # bats test_tags=ladder
 @test "prints 'listening on http://127.0.0.1:PORT/' with the real port" {
     start_server listening 0
-    grep -Eq "^listening on http://127\.0\.0\.1:$PORT/\$" "$LOG" && [ "$PORT" -gt 0 ] ||
+    grep -Eq "^listening on http://127\.0\.0\.1:$PORT/\$" "$LOG" ||
         fail_because "a line 'listening on http://127.0.0.1:PORT/' with the port it bound" \
             "$(grep -i listen "$LOG" || echo 'no such line')" "$SERVER_NAME 0" \
             "book/03-listen.md, section 'Build and run'"
+    [ "${PORT:-0}" -gt 0 ] ||
+        fail_because "the port the kernel picked, not 0, in 'listening on http://127.0.0.1:PORT/'" \
+            "port '$PORT'" "$SERVER_NAME 0" "book/02-bind.md, section 'Which port?'"
 }
 
 # bats test_tags=ladder

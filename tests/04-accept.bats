@@ -31,7 +31,7 @@ connect_with_curl() {
     [ "$CURL_STATUS" -ne 28 ] ||
         fail_because "the connection to end (curl: 'Empty reply from server')" \
             "curl waited $WAIT_SECONDS s and gave up: the connection was never accepted or never closed" \
-            "$(by_hand "curl -v http://127.0.0.1:8080/")" "book/04-accept.md, section 'Closing'"
+            "$(by_hand "curl -v http://127.0.0.1:8080/")" "book/04-accept.md, section 'The loop': close each connection once it is accepted"
 }
 
 @test "closes every connection it accepts: no descriptor leaks" {
@@ -50,7 +50,7 @@ connect_with_curl() {
         fail_because "the same number of open descriptors after 20 connections ($before)" \
             "$after open: $(find "/proc/$SERVER_PID/fd" -mindepth 1 -printf '%f ')" \
             "$(by_hand "for i in 1 2 3; do nc -z 127.0.0.1 8080; done; ls -l /proc/\$!/fd")" \
-            "book/04-accept.md, section 'Closing': close(2) every descriptor accept(2) gives you"
+            "book/04-accept.md, section 'The loop': close(2) every descriptor accept(2) gives you"
 }
 
 @test "accepted descriptors are close-on-exec and closed (strace)" {
@@ -62,11 +62,16 @@ connect_with_curl() {
         fd=$(sed -n 's/.*accept4\?(.*) *= \([0-9][0-9]*\)$/\1/p' "$TRACE" | head -n 1)
         [ -n "$fd" ] && grep -Eq "close\($fd\)" "$TRACE" || { fd=; sleep 0.02; }
     done
-    grep -Eq 'accept4\(.*SOCK_CLOEXEC\) += [0-9]+|fcntl\([0-9]+, F_SETFD, FD_CLOEXEC\)' "$TRACE" && [ -n "$fd" ] ||
-        fail_because "accept4(3, ..., SOCK_CLOEXEC) = 4, then close(4)" \
-            "$(sed -n '/accept/,$p' "$TRACE" | grep -v unfinished | head -n 4 | sed 's/^[0-9]* *//' | tr -s ' ')" \
+    local calls
+    calls=$(sed -n '/accept/,$p' "$TRACE" | grep -v unfinished | head -n 4 | sed 's/^[0-9]* *//' | tr -s ' ')
+    grep -Eq 'accept4\(.*SOCK_CLOEXEC\) += [0-9]+|fcntl\([0-9]+, F_SETFD, FD_CLOEXEC\)' "$TRACE" ||
+        fail_because "accept4(3, ..., SOCK_CLOEXEC) = 4: a descriptor closed on exec" "${calls:-no accept call}" \
             "strace -e trace=accept4,close $SERVER_NAME 8080 & curl http://127.0.0.1:8080/" \
             "book/04-accept.md, section 'The system call: accept4(2)'"
+    [ -n "$fd" ] ||
+        fail_because "close(4) after accept4(...) = 4" "${calls:-no accept call}" \
+            "strace -e trace=accept4,close $SERVER_NAME 8080 & curl http://127.0.0.1:8080/" \
+            "book/04-accept.md, section 'The loop'"
 }
 
 @test "a client that connects and leaves at once does not stop the server" {

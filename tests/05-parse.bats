@@ -2,32 +2,175 @@
 # Step 05: the server reads each request with read(2) until the end of its
 # head, parses it, reads a Content-Length body, and prints what it found.
 # Malformed or oversized requests are rejected, with a reason in the log.
+#
+# The stage comes in four parts (tests/workshop/parts), and each test is
+# tagged with its part, so that `make check STEP=05 PART=N` checks the
+# parts up to N: head, request-line, fields, body. A part's tests need only
+# that part and the ones before it.
 
 load helpers
 
-# bats test_tags=ladder
-@test "prints the request line and the header fields it parsed" {
+# Sends REQUEST (bytes, not a format) one byte at a time, a few ms apart,
+# then waits for the server to close the connection. Notes what happened;
+# fails, through fail_because, if the server closed before the end or kept
+# the connection open after it. (The requests ask it to close: from step
+# 07 on, the server would otherwise keep the connection.)
+#   send_byte_by_byte REQUEST
+send_byte_by_byte() {
+    local request=$1 fd i try
+    try="(printf 'GET / HTTP/1.1\\r\\n'; sleep 1; printf 'Host: x\\r\\n\\r\\n') | nc -N 127.0.0.1 8080"
+    exec {fd}<>"/dev/tcp/127.0.0.1/$PORT"
+    for ((i = 0; i < ${#request}; i++)); do
+        # A write fails once the server has closed and our last byte was refused.
+        if ! { printf '%s' "${request:i:1}" >&"$fd"; } 2>/dev/null; then
+            exec {fd}>&-
+            fail_because "the server to wait for the rest of a head that comes byte by byte" \
+                "it closed the connection after about $i of ${#request} bytes" "$try" \
+                "book/05-parse.md, section 'Finding the end of the head': read(2) returns what has arrived, not a whole request"
+            return 1
+        fi
+        sleep 0.005 # space the bytes out, so that they travel one by one
+    done
+    local status=0
+    timeout "$WAIT_SECONDS" cat <&"$fd" >/dev/null 2>&1 || status=$?
+    exec {fd}>&-
+    [ "$status" -ne 124 ] ||
+        fail_because "the server to close the connection once the empty line ends the head" \
+            "it still held it open $WAIT_SECONDS s later: $(server_state)" "$try" \
+            "book/05-parse.md, section 'Finding the end of the head'"
+}
+
+# The line the server logged for the Nth request of a test: request:,
+# rejected with or dropped:.
+logged_line() {
+    wait_for_count '^(rejected|dropped|request:)' "$1" >/dev/null || true
+    grep -E '^(rejected|dropped|request:)' "$LOG" | sed -n "$1p"
+}
+
+# Sends each request (a printf format) on its own connection, and checks
+# that the server logged its request line as sent, not a rejection; reports
+# every request that fails, not the first only. (The HTTP/1.1 requests ask
+# to close: from step 07 on, the server would keep the connection open,
+# and raw_request would wait for it to close.)
+#   expect_request_lines SECTION FORMAT EXPECTED-LINE [FORMAT EXPECTED-LINE]...
+expect_request_lines() {
+    local section=$1 count=0 failed=0 line
+    shift
+    while [ $# -gt 0 ]; do
+        count=$((count + 1))
+        raw_request "$1" 2 >/dev/null
+        line=$(logged_line "$count")
+        [ "$line" = "request: $2" ] ||
+            NO_SERVER_LOG=1 fail_because "'request: $2' for the request '$1'" "${line:-nothing logged}" \
+                "$(raw_command "$1")" "book/05-parse.md, section '$section'" || failed=$((failed + 1))
+        shift 2
+    done
+    [ "$failed" -eq 0 ] ||
+        fail_because "the request line of all $count requests above" \
+            "$failed of them were not taken: each is explained above" \
+            "tests/check ${STEP:-05} $SERVER_NAME" "book/05-parse.md, section '$section'"
+}
+
+# check_malformed_requests's CHECK for step 05: the log says it.
+rejected_in_log() {
+    local status=$1 format=$2 line section
+    shift 2
+    REQUESTS_SENT=$((REQUESTS_SENT + 1))
+    send_listed_request "$format" "$@" 2 >/dev/null
+    line=$(logged_line "$REQUESTS_SENT")
+    section=$(test_hint)
+    case $status in 413 | 414 | 431) section="book/05-parse.md, section 'Limits, named'" ;; esac
+    [[ $line == "rejected with $status: "?* ]] ||
+        fail_because "'rejected with $status: <reason>' for the request $(listed_request "$format" "$@")" \
+            "${line:-nothing logged}" "$(raw_command "$format" "$@")" "$section"
+}
+
+# bats test_tags=ladder,part:head
+@test "waits for a head that comes byte by byte, and closes the connection after its empty line" {
     start_server listening 0
-    local path value
+    send_byte_by_byte $'GET /'"$(random_word)"$' HTTP/1.1\r\nHost: x\r\nX-Slow: yes\r\nConnection: close\r\n\r\n'
+}
+
+# bats test_tags=part:head
+@test "a client that sends nothing is rejected with 408 within the deadline, and the next one is served" {
+    start_server listening 0
+    local fd started=$SECONDS
+    exec {fd}<>"/dev/tcp/127.0.0.1/$PORT"
+    wait_for_log '^rejected with 408' "$((WAIT_SECONDS + 10))" >/dev/null ||
+        fail_because "'rejected with 408: timed out' a few seconds after a client connects and sends nothing" \
+            "$(server_state)" "$(by_hand "nc 127.0.0.1 8080")" \
+            "book/05-parse.md, section 'Reading with a deadline'"
+    local waited=$((SECONDS - started))
+    exec {fd}>&-
+    [ "$waited" -le 12 ] ||
+        fail_because "a timeout of a few seconds (REQUEST_TIMEOUT_SECONDS)" "the server waited $waited s" \
+            "$(by_hand "nc 127.0.0.1 8080")" "book/05-parse.md, section 'Reading with a deadline'"
+    send_byte_by_byte $'GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'
+    wait_for_count '^accepted ' 2 >/dev/null ||
+        fail_because "'accepted ...' for the client after the silent one" "$(server_state)" \
+            "$(by_hand "nc 127.0.0.1 8080 & curl http://127.0.0.1:8080/")"
+}
+
+# bats test_tags=ladder,part:request-line
+@test "prints the request line it parsed" {
+    start_server listening 0
+    local path
     path=/$(random_word)
-    value=$(random_word)
-    curl -s -o /dev/null -m "$WAIT_SECONDS" -H "X-Word: $value" "http://127.0.0.1:$PORT$path" || true
+    fetch "http://127.0.0.1:$PORT$path" >/dev/null
     wait_for_log "^request: GET $path HTTP/1\.1\$" >/dev/null ||
         fail_because "a line 'request: GET $path HTTP/1.1'" "$(grep -v '^header' "$LOG" | tail -n 3)" \
             "$(by_hand "curl http://127.0.0.1:8080$path")" "book/05-parse.md, section 'Parsing the head'"
-    grep -q "^header: X-Word: $value\$" "$LOG" && grep -q "^header: Host: 127.0.0.1:$PORT\$" "$LOG" ||
-        fail_because "lines 'header: Host: 127.0.0.1:$PORT' and 'header: X-Word: $value'" \
-            "$(grep '^header' "$LOG" || echo 'no header lines')" \
-            "$(by_hand "curl -H 'X-Word: $value' http://127.0.0.1:8080/")" \
-            "book/05-parse.md, section 'Parsing the head'"
 }
 
-# bats test_tags=ladder
+# bats test_tags=part:request-line
+@test "prints the request line of a request that comes byte by byte" {
+    start_server listening 0
+    local path
+    path=/$(random_word)
+    send_byte_by_byte $'GET '"$path"$' HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'
+    wait_for_log "^request: GET $path HTTP/1\.1\$" >/dev/null ||
+        fail_because "'request: GET $path HTTP/1.1' when the request comes byte by byte" \
+            "$(tail -n 3 "$LOG")" \
+            "(printf 'GET / HTTP/1.1\\r\\n'; sleep 1; printf 'Host: x\\r\\n\\r\\n') | nc -N 127.0.0.1 8080" \
+            "book/05-parse.md, section 'Finding the end of the head': read(2) returns what has arrived, not a whole request"
+}
+
+# bats test_tags=part:request-line
+@test "rejects a malformed request line with 400, 414 or 505, and logs a reason" {
+    start_server listening 0
+    REQUESTS_SENT=0
+    check_malformed_requests request-line rejected_in_log
+}
+
+# bats test_tags=ladder,part:fields
+@test "prints the header fields it parsed" {
+    start_server listening 0
+    local value
+    value=$(random_word)
+    fetch -H "X-Word: $value" "http://127.0.0.1:$PORT/" >/dev/null
+    wait_for_log "^header: X-Word: $value\$" >/dev/null ||
+        fail_because "a line 'header: X-Word: $value'" "$(grep '^header' "$LOG" || echo 'no header lines')" \
+            "$(by_hand "curl -H 'X-Word: $value' http://127.0.0.1:8080/")" \
+            "book/05-parse.md, section 'Field lines'"
+    grep -q "^header: Host: 127.0.0.1:$PORT\$" "$LOG" ||
+        fail_because "a line 'header: Host: 127.0.0.1:$PORT' for the Host field curl sends" \
+            "$(grep '^header' "$LOG" || echo 'no header lines')" \
+            "$(by_hand "curl http://127.0.0.1:8080/")" "book/05-parse.md, section 'Field lines'"
+}
+
+# bats test_tags=part:fields
+@test "rejects a malformed field line or Host with 400, too long a field with 431" {
+    start_server listening 0
+    REQUESTS_SENT=0
+    check_malformed_requests fields rejected_in_log
+}
+
+# bats test_tags=ladder,part:body
 @test "reads the whole body that Content-Length announces" {
     start_server listening 0
     local size=$((1000 + RANDOM % 20000))
-    head -c "$size" /dev/urandom |
-        curl -s -o /dev/null -m "$WAIT_SECONDS" -H 'Expect:' --data-binary @- "http://127.0.0.1:$PORT/" || true
+    head -c "$size" /dev/urandom >"$BATS_TEST_TMPDIR/upload"
+    fetch --data-binary @"$BATS_TEST_TMPDIR/upload" "http://127.0.0.1:$PORT/" >/dev/null
     wait_for_log "^body: $size bytes\$" >/dev/null ||
         fail_because "a line 'body: $size bytes' after a POST of $size bytes" \
             "$(grep -E '^(body|rejected|dropped)' "$LOG" || echo 'no body line')" \
@@ -35,29 +178,7 @@ load helpers
             "book/05-parse.md, section 'The body'"
 }
 
-@test "parses a request that arrives one byte at a time" {
-    start_server listening 0
-    local path request fd i
-    path=/$(random_word)
-    request=$'GET '"$path"$' HTTP/1.1\r\nHost: x\r\nX-Slow: yes\r\n\r\n'
-    exec {fd}<>"/dev/tcp/127.0.0.1/$PORT"
-    for ((i = 0; i < ${#request}; i++)); do
-        if ! { printf '%s' "${request:i:1}" >&"$fd"; } 2>/dev/null; then
-            fail_because "the server to wait for the rest of a request that comes byte by byte" \
-                "it closed the connection after $i bytes; it printed: $(tail -n 1 "$LOG")" \
-                "(printf 'GET / HTTP/1.1\\r\\n'; sleep 1; printf 'Host: x\\r\\n\\r\\n') | nc 127.0.0.1 8080" \
-                "book/05-parse.md, section 'Finding the end of the head': read(2) returns what has arrived, not a whole request"
-        fi
-        sleep 0.005 # space the bytes out, so that they travel one by one
-    done
-    wait_for_log "^request: GET $path HTTP/1\.1\$" >/dev/null ||
-        fail_because "'request: GET $path HTTP/1.1' when the request comes byte by byte" \
-            "$(tail -n 3 "$LOG")" \
-            "(printf 'GET / HTTP/1.1\\r\\n'; sleep 1; printf 'Host: x\\r\\n\\r\\n') | nc 127.0.0.1 8080" \
-            "book/05-parse.md, section 'Finding the end of the head': read(2) returns what has arrived, not a whole request"
-    exec {fd}>&-
-}
-
+# bats test_tags=part:body
 @test "takes a body that comes with the head, and one that comes later" {
     start_server listening 0
     local body first second request
@@ -76,68 +197,19 @@ load helpers
     { printf '%s' "$second" >&"$fd"; } 2>/dev/null || true # checked below
     wait_for_log "^body: $length bytes\$" >/dev/null ||
         fail_because "'body: $length bytes' for a body sent in two parts" "$(tail -n 3 "$LOG")" \
-            "(printf 'POST / HTTP/1.1\\r\\nHost: x\\r\\nContent-Length: $length\\r\\n\\r\\n$first'; sleep 1; printf $second) | nc 127.0.0.1 8080" \
+            "(printf 'POST / HTTP/1.1\\r\\nHost: x\\r\\nContent-Length: $length\\r\\n\\r\\n$first'; sleep 1; printf $second) | nc -N 127.0.0.1 8080" \
             "book/05-parse.md, section 'The body'"
     exec {fd}>&-
 }
 
-@test "rejects malformed and oversized requests, logging the status and a reason" {
+# bats test_tags=part:body
+@test "rejects a bad Content-Length or Transfer-Encoding with 400, 413 or 501" {
     start_server listening 0
-    local status format count=0
-    while IFS=$'\t' read -r status format length character; do
-        count=$((count + 1))
-        send_listed_request "$format" ${length:+"$length" "$character"} 2 >/dev/null
-        wait_for_count '^(rejected|dropped|request:)' "$count" >/dev/null || true
-        local line section='Parsing the head'
-        case $status in 413 | 414 | 431) section='Limits, named' ;; esac
-        line=$(grep -E '^(rejected|dropped|request:)' "$LOG" | sed -n "${count}p")
-        [[ $line == "rejected with $status: "?* ]] ||
-            fail_because "'rejected with $status: <reason>' for the request '$format'" \
-                "${line:-nothing logged}" "$(raw_command "$format" ${length:+"$length" "$character"})" \
-                "book/05-parse.md, section '$section'"
-    done < <(malformed_requests)
-    [ "$count" -eq "$MALFORMED_REQUEST_COUNT" ] # the list itself must not break
+    REQUESTS_SENT=0
+    check_malformed_requests body rejected_in_log
 }
 
-@test "a client that sends nothing is timed out, and the next one is served" {
-    start_server listening 0
-    local fd started=$SECONDS
-    exec {fd}<>"/dev/tcp/127.0.0.1/$PORT"
-    WAIT_SECONDS=$((WAIT_SECONDS + 10)) wait_for_log '^rejected with 408' >/dev/null ||
-        fail_because "'rejected with 408: timed out' a few seconds after a client connects and sends nothing" \
-            "$(tail -n 2 "$LOG")" "$(by_hand "nc 127.0.0.1 8080")" \
-            "book/05-parse.md, section 'Reading with a deadline'"
-    local waited=$((SECONDS - started))
-    exec {fd}>&-
-    curl -s -o /dev/null -m "$WAIT_SECONDS" -H 'X-After: silence' "http://127.0.0.1:$PORT/" || true
-    wait_for_log '^header: X-After: silence$' >/dev/null ||
-        fail_because "the next client to be served after the silent one" "$(tail -n 3 "$LOG")" \
-            "$(by_hand "nc 127.0.0.1 8080 & curl http://127.0.0.1:8080/")"
-    [ "$waited" -le 12 ] ||
-        fail_because "a timeout of a few seconds" "the server waited $waited s" "$(by_hand "nc 127.0.0.1 8080")"
-}
-
-# Sends each request (a printf format) on its own connection, and checks
-# that the server logged its request line as sent, not a rejection.
-#   expect_request_lines SECTION FORMAT EXPECTED-LINE [FORMAT EXPECTED-LINE]...
-expect_request_lines() {
-    local section=$1 count=0 line
-    shift
-    while [ $# -gt 0 ]; do
-        count=$((count + 1))
-        raw_request "$1" 2 >/dev/null
-        wait_for_count '^(rejected|dropped|request:)' "$count" >/dev/null || true
-        line=$(grep -E '^(rejected|dropped|request:)' "$LOG" | sed -n "${count}p")
-        [ "$line" = "request: $2" ] ||
-            fail_because "'request: $2' for the request '$1'" "${line:-nothing logged}" \
-                "$(raw_command "$1")" "book/05-parse.md, section '$section'"
-        shift 2
-    done
-}
-
-# part: request-line
-# (The HTTP/1.1 requests below ask to close: from step 07 on, the server
-# would keep the connection open, and raw_request wait for it to close.)
+# bats test_tags=part:request-line
 @test "takes a target in absolute-form, with a port, an empty path or an upper-case scheme" {
     start_server listening 0
     local path
@@ -155,7 +227,7 @@ expect_request_lines() {
         'GET http://[::1]:8080/ HTTP/1.1'
 }
 
-# part: fields
+# bats test_tags=part:fields
 @test "takes every valid kind of Host: a name, an IPv4 or IPv6 address, a port, nothing" {
     start_server listening 0
     expect_request_lines 'The request target, and Host' \
@@ -167,7 +239,7 @@ expect_request_lines() {
         'GET /e HTTP/1.1\r\nHost:\r\nConnection: close\r\n\r\n' 'GET /e HTTP/1.1'
 }
 
-# part: request-line
+# bats test_tags=part:request-line
 @test "skips a few empty lines before the request line" {
     start_server listening 0
     local path
@@ -176,13 +248,19 @@ expect_request_lines() {
         "\\r\\nGET $path HTTP/1.1\\r\\nHost: x\\r\\nConnection: close\\r\\n\\r\\n" "GET $path HTTP/1.1" \
         "\\r\\n\\r\\n\\r\\nPOST $path HTTP/1.1\\r\\nHost: x\\r\\nContent-Length: 2\\r\\nConnection: close\\r\\n\\r\\nok" \
         "POST $path HTTP/1.1"
+}
+
+# bats test_tags=part:body
+@test "reads the body of a request that comes after empty lines" {
+    start_server listening 0
+    raw_request '\r\n\r\nPOST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok' >/dev/null
     wait_for_log '^body: 2 bytes$' >/dev/null ||
         fail_because "'body: 2 bytes' after empty lines and a POST" "$(tail -n 2 "$LOG")" \
             "$(raw_command '\r\n\r\nPOST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nok')" \
-            "book/05-parse.md, section 'The request target, and Host'"
+            "book/05-parse.md, section 'The body'"
 }
 
-# part: request-line
+# bats test_tags=part:request-line
 @test "takes OPTIONS * and HTTP/1.2, which is read as HTTP/1.1" {
     start_server listening 0
     expect_request_lines 'The request target, and Host' \
@@ -191,7 +269,7 @@ expect_request_lines() {
         'GET / HTTP/1.2\r\nHost: x\r\nConnection: close\r\n\r\n' 'GET / HTTP/1.2'
 }
 
-# part: body
+# bats test_tags=part:body
 @test "reads a Content-Length with leading zeros, and takes chunked last, empty list elements aside, as 501" {
     start_server listening 0
     raw_request 'POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 0005\r\nConnection: close\r\n\r\nhello' 2 >/dev/null

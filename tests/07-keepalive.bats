@@ -90,12 +90,13 @@ answer_summary() {
 }
 
 # bats test_tags=ladder
+# (Connection holds a list of options, without case: RFC 9110, section 7.6.1.)
 @test "the connection stays open until a request says Connection: close" {
     start_server listening 0
-    local request='GET / HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\nGET /never HTTP/1.1\r\nHost: x\r\n\r\n'
+    local request='GET / HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\nConnection: TE, Close\r\n\r\nGET /never HTTP/1.1\r\nHost: x\r\n\r\n'
     converse "$request"
     [ "$(statuses)" = '200 200' ] && [ "$(connections)" = '- close' ] && [ "$CLOSED" = yes ] ||
-        fail_because "two answers, the second with Connection: close, then the close (the third request unanswered)" \
+        fail_because "two answers, the second (Connection: TE, Close) with Connection: close, then the close (the third request unanswered)" \
             "$(answer_summary)" "$(raw_command "$request")" \
             "book/07-keepalive.md, section 'When to close'"
 }
@@ -103,7 +104,7 @@ answer_summary() {
 # bats test_tags=ladder
 @test "HTTP/1.0 closes after its response, unless it asks for keep-alive" {
     start_server listening 0
-    local request='GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\nGET / HTTP/1.0\r\n\r\nGET /never HTTP/1.0\r\n\r\n'
+    local request='GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\nGET / HTTP/1.0\r\n\r\nGET /never HTTP/1.0\r\n\r\n'
     converse "$request"
     [ "$(statuses)" = '200 200' ] && [ "$(connections)" = 'keep-alive close' ] && [ "$CLOSED" = yes ] ||
         fail_because "two answers: Connection: keep-alive to the first (it asked), Connection: close to the second, then the close" \

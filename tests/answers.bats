@@ -50,18 +50,6 @@ use_answer() {
     [ -x "$SERVER" ] || fail_because "a program at $SERVER" "there is none" "make answers"
 }
 
-# Fetches with curl: the head goes to $BATS_TEST_TMPDIR/head, the body to
-# $BATS_TEST_TMPDIR/body; prints the status code.
-fetch() {
-    curl -s -m "$WAIT_SECONDS" -D "$BATS_TEST_TMPDIR/head" -o "$BATS_TEST_TMPDIR/body" \
-        -w '%{http_code}' -H 'Expect:' "$@" || true
-}
-
-# The value of a header field in the last head fetched.
-field() {
-    sed -n "s/^$1: \\(.*\\)\\r\$/\\1/Ip" "$BATS_TEST_TMPDIR/head" | head -n 1
-}
-
 # bats test_tags=exercise
 @test "01-socket-ipv6: creates an IPv6 socket too, and prints both descriptors" {
     use_answer 01-socket-ipv6
@@ -70,10 +58,13 @@ field() {
     ipv4=$(sed -n 's/^created socket fd \([0-9][0-9]*\) .*/\1/p' "$LOG" | head -n 1)
     ipv6=$(wait_for_log '^created IPv6 socket fd [0-9]+ in process [0-9]+$' |
         sed 's/.* fd \([0-9]*\) .*/\1/') || true
-    [ -n "$ipv6" ] && [ "$ipv6" != "$ipv4" ] ||
-        fail_because "a second line 'created IPv6 socket fd N in process PID', N not $ipv4" \
+    [ -n "$ipv6" ] ||
+        fail_because "a second line 'created IPv6 socket fd N in process PID'" \
             "$(grep -c created "$LOG") 'created' line(s)" "$SERVER_NAME" \
             "book/01-socket.md, section 'Exercises'"
+    [ "$ipv6" != "$ipv4" ] ||
+        fail_because "the IPv6 socket on a descriptor of its own, not $ipv4" "both on fd $ipv4" \
+            "$SERVER_NAME" "book/01-socket.md, section 'Exercises'"
     grep -Eq "socket\(AF_INET6, SOCK_STREAM\|SOCK_CLOEXEC, [A-Z_]+\) = $ipv6\$" "$TRACE" ||
         fail_because "socket(AF_INET6, SOCK_STREAM|SOCK_CLOEXEC, 0) = $ipv6 in the trace" \
             "$(grep socket "$TRACE")" "strace -e trace=socket $SERVER_NAME"
@@ -139,11 +130,14 @@ field() {
     query="q=$(random_word)&n=$RANDOM"
     raw_request "GET $path?$query HTTP/1.1\r\nHost: x\r\n\r\n" >/dev/null
     wait_for_log '^body: ' >/dev/null || true
-    grep -qxF "path: $path" "$LOG" && grep -qxF "query: $query" "$LOG" ||
-        fail_because "lines 'path: $path' and 'query: $query'" \
-            "$(grep -E '^(request|path|query):' "$LOG" || echo 'neither')" \
-            "$(raw_command "GET $path?$query HTTP/1.1\r\nHost: x\r\n\r\n")" \
-            "book/05-parse.md, section 'Exercises'"
+    local try
+    try=$(raw_command "GET $path?$query HTTP/1.1\r\nHost: x\r\n\r\n")
+    grep -qxF "path: $path" "$LOG" ||
+        fail_because "a line 'path: $path'" "$(grep -E '^(request|path|query):' "$LOG" || echo 'neither')" \
+            "$try" "book/05-parse.md, section 'Exercises'"
+    grep -qxF "query: $query" "$LOG" ||
+        fail_because "a line 'query: $query'" "$(grep -E '^(request|path|query):' "$LOG" || echo 'neither')" \
+            "$try" "book/05-parse.md, section 'Exercises'"
 }
 
 # bats test_tags=exercise
@@ -154,10 +148,12 @@ field() {
     path=/$(random_word)
     raw_request "GET $path HTTP/1.1\r\nHost: x\r\n\r\n" >/dev/null
     wait_for_log '^body: ' >/dev/null || true
-    grep -qxF "path: $path" "$LOG" && ! grep -q '^query:' "$LOG" ||
-        fail_because "'path: $path' and no query line for the target '$path'" \
-            "$(grep -E '^(path|query):' "$LOG" || echo 'neither')" \
-            "$(raw_command "GET $path HTTP/1.1\r\nHost: x\r\n\r\n")"
+    grep -qxF "path: $path" "$LOG" ||
+        fail_because "'path: $path' for the target '$path'" "$(grep -E '^(path|query):' "$LOG" || echo 'neither')" \
+            "$(raw_command "GET $path HTTP/1.1\r\nHost: x\r\n\r\n")" "book/05-parse.md, section 'Exercises'"
+    ! grep -q '^query:' "$LOG" ||
+        fail_because "no query line for the target '$path', which has no '?'" "$(grep '^query:' "$LOG")" \
+            "$(raw_command "GET $path HTTP/1.1\r\nHost: x\r\n\r\n")" "book/05-parse.md, section 'Exercises'"
     raw_request "GET $path?a?b HTTP/1.1\r\nHost: x\r\n\r\n" >/dev/null
     wait_for_count '^body: ' 2 >/dev/null || true
     grep -qxF 'query: a?b' "$LOG" ||
@@ -173,22 +169,30 @@ field() {
     local status size
     status=$(fetch "http://127.0.0.1:$PORT/about")
     size=$(wc -c <"$BATS_TEST_TMPDIR/body")
-    [ "$status" = 200 ] && grep -qi about "$BATS_TEST_TMPDIR/body" &&
-        [ "$(field Content-Type)" = 'text/html; charset=utf-8' ] && [ "$(field Content-Length)" = "$size" ] ||
-        fail_because "200, text/html, a true Content-Length and a page that says 'about'" \
-            "status $status: $(tr -d '\r' <"$BATS_TEST_TMPDIR/head" | tr '\n' '|') $(head -c 80 "$BATS_TEST_TMPDIR/body")" \
-            "$SERVER_NAME 8080 & curl -i http://127.0.0.1:8080/about" "book/06-respond.md, section 'Exercises'"
+    local try="curl -i http://127.0.0.1:8080/about" hint="book/06-respond.md, section 'Exercises'"
+    [ "$status" = 200 ] || fail_because "200 for GET /about" "$status: $(curl_said)" "$try" "$hint"
+    grep -qi about "$BATS_TEST_TMPDIR/body" ||
+        fail_because "a page that says 'about'" "'$(head -c 80 "$BATS_TEST_TMPDIR/body")'" "$try" "$hint"
+    [ "$(field Content-Type)" = 'text/html; charset=utf-8' ] ||
+        fail_because "Content-Type: text/html; charset=utf-8" "'$(field Content-Type)'" "$try" "$hint"
+    [ "$(field Content-Length)" = "$size" ] ||
+        fail_because "Content-Length: $size, the page's size" "'$(field Content-Length)'" "$try" "$hint"
     local head=$BATS_TEST_TMPDIR/head-only
     raw_request 'HEAD /about HTTP/1.1\r\nHost: x\r\n\r\n' >"$head"
-    grep -q '^HTTP/1.1 200 ' "$head" && grep -q "^Content-Length: $size"$'\r$' "$head" &&
-        [ "$(tail -c 4 "$head" | od -An -c | tr -d ' ')" = '\r\n\r\n' ] ||
-        fail_because "HEAD /about: 200, Content-Length: $size, the empty line, and no body" \
-            "$(head -c 300 "$head")" "curl -I http://127.0.0.1:8080/about"
+    try="curl -I http://127.0.0.1:8080/about"
+    grep -q '^HTTP/1.1 200 ' "$head" ||
+        fail_because "200 for HEAD /about" "$(head -n 1 "$head" | grep . || echo 'no response')" "$try" "$hint"
+    grep -q "^Content-Length: $size"$'\r$' "$head" ||
+        fail_because "Content-Length: $size for HEAD /about, as for GET" \
+            "$(grep -a Content-Length "$head" || echo 'no Content-Length')" "$try" "$hint"
+    [ "$(tail -c 4 "$head" | od -An -c | tr -d ' ')" = '\r\n\r\n' ] ||
+        fail_because "the head to end with its empty line, and no body after it" \
+            "it ends with: $(tail -c 40 "$head" | od -An -c | tr -s ' \n' ' ')" "$try" "$hint"
     local path
     for path in /about/ "/about$(random_word)" "/$(random_word)"; do
         status=$(fetch "http://127.0.0.1:$PORT$path")
         [ "$status" = 404 ] ||
-            fail_because "404 for $path" "$status" "curl -i http://127.0.0.1:8080$path"
+            fail_because "404 for $path" "$status: $(curl_said)" "curl -i http://127.0.0.1:8080$path" "$hint"
     done
 }
 
@@ -200,12 +204,16 @@ field() {
     for size in 0 $((1 + RANDOM * 2 % 65536)) 65536; do # 65536 is BODY_MAX
         { printf 'a\0b'; head -c "$size" /dev/urandom; } | head -c "$size" >"$BATS_TEST_TMPDIR/upload"
         status=$(fetch --data-binary @"$BATS_TEST_TMPDIR/upload" "http://127.0.0.1:$PORT/echo")
-        [ "$status" = 200 ] && cmp -s "$BATS_TEST_TMPDIR/upload" "$BATS_TEST_TMPDIR/body" &&
-            [[ $(field Content-Type) == text/plain* ]] && [ "$(field Content-Length)" = "$size" ] ||
-            fail_because "200, text/plain, Content-Length: $size and the $size bytes sent" \
-                "status $status, $(wc -c <"$BATS_TEST_TMPDIR/body") bytes: $(tr -d '\r' <"$BATS_TEST_TMPDIR/head" | tr '\n' '|')" \
-                "head -c $size /dev/urandom | curl -i -H 'Expect:' --data-binary @- http://127.0.0.1:8080/echo" \
-                "book/06-respond.md, section 'Exercises'"
+        local try="head -c $size /dev/urandom | curl -i -H 'Expect:' --data-binary @- http://127.0.0.1:8080/echo"
+        local hint="book/06-respond.md, section 'Exercises'"
+        [ "$status" = 200 ] || fail_because "200 for a POST /echo of $size bytes" "$status: $(curl_said)" "$try" "$hint"
+        cmp -s "$BATS_TEST_TMPDIR/upload" "$BATS_TEST_TMPDIR/body" ||
+            fail_because "the $size bytes sent, byte for byte" "$(wc -c <"$BATS_TEST_TMPDIR/body") bytes: $(cmp "$BATS_TEST_TMPDIR/upload" "$BATS_TEST_TMPDIR/body" 2>&1 | head -n 1)" \
+                "$try" "$hint"
+        [[ $(field Content-Type) == text/plain* ]] ||
+            fail_because "Content-Type: text/plain" "'$(field Content-Type)'" "$try" "$hint"
+        [ "$(field Content-Length)" = "$size" ] ||
+            fail_because "Content-Length: $size" "'$(field Content-Length)'" "$try" "$hint"
     done
 }
 

@@ -13,9 +13,9 @@ setup() {
     command -v pandoc >/dev/null || skip "pandoc is not installed (sudo apt install pandoc)"
 }
 
-# Runs the filter over one markdown file, without the servers.
+# Runs the filter over one markdown file.
 expand() {
-    BOOK_NO_TRANSCRIPTS=1 pandoc "$1" --from markdown --lua-filter book/include.lua \
+    pandoc "$1" --from markdown --lua-filter book/include.lua \
         --to markdown -o /dev/null 2>&1
 }
 
@@ -57,14 +57,101 @@ expect_failure_naming() {
         book/answers/nothing/server.c
 }
 
+# Renders a page of empty code blocks, one for each set of attributes,
+# through the filter into $BATS_TEST_TMPDIR/out, as FORMAT (plain, html).
+#   render FORMAT BLOCK-ATTRIBUTES...
+render() {
+    local format=$1 page=$BATS_TEST_TMPDIR/page.md
+    shift
+    printf '```{%s}\n```\n\n' "$@" >"$page"
+    pandoc "$page" --lua-filter book/include.lua --to "$format" -o "$BATS_TEST_TMPDIR/out"
+}
+
 @test "a region is a whole function, from its comment to its closing brace" {
-    local page=$BATS_TEST_TMPDIR/page.md out=$BATS_TEST_TMPDIR/out.txt
-    printf '```{.c include="steps/04-accept/server.c" region="close_connection"}\n```\n' >"$page"
-    BOOK_NO_TRANSCRIPTS=1 pandoc "$page" --lua-filter book/include.lua --to plain -o "$out"
+    render plain '.c include="steps/04-accept/server.c" region="close_connection"'
+    local out=$BATS_TEST_TMPDIR/out
     grep -q '/\* close(2) frees the descriptor' "$out"
     grep -q 'static void close_connection(int fd)' "$out"
     tail -n 1 "$out" | grep -q '^ *}$'
     if grep -q 'serve_forever' "$out"; then return 1; fi
+}
+
+@test "a diff of a region shows that function's change, with where it goes" {
+    render plain '.diff diff="steps/04-accept/server.c steps/05-parse/server.c" region="serve_forever"'
+    local out=$BATS_TEST_TMPDIR/out
+    grep -q 'in serve_forever: the − lines become the + lines' "$out"
+    grep -Eq '^ *\+ +handle_connection\(fd\);' "$out"
+    grep -Eq '^ *- +close_connection\(fd\);' "$out"
+    if grep -q 'accept_connection(int listener' "$out"; then return 1; fi
+}
+
+# The place of new code is among what the reader has typed so far: code
+# from the step before, and the listings above it in the chapter.
+@test "several regions make one listing, and a new one says what it follows" {
+    render plain '.c include="steps/05-parse/server.c" region="receive_more"' \
+        '.c include="steps/05-parse/server.c" region="find_head_end, read_head"'
+    local out=$BATS_TEST_TMPDIR/out
+    grep -q 'new, after close_connection' "$out"
+    grep -q '/\* ==== Reading a request ==== \*/' "$out"
+    grep -q 'new, after receive_more' "$out"
+    grep -q 'static size_t find_head_end(' "$out"
+    grep -q 'static struct rejection read_head(' "$out"
+}
+
+@test "a diff of a missing region fails and names it" {
+    expect_failure_naming '.diff diff="steps/04-accept/server.c steps/05-parse/server.c" region="no_such_function"' \
+        no_such_function
+}
+
+@test "a diff of a region that is new everywhere fails and says to include it" {
+    expect_failure_naming '.diff diff="steps/04-accept/server.c steps/05-parse/server.c" region="read_head"' \
+        'include='
+}
+
+@test "the whole step's diff is a command and a page, not a listing" {
+    render html '.diff diff="steps/04-accept/server.c steps/05-parse/server.c" show="command"'
+    local out=$BATS_TEST_TMPDIR/out
+    grep -q 'diff -u steps/04-accept/server.c steps/05-parse/server.c' "$out"
+    grep -q 'href="diff-05.html"' "$out"
+    if grep -q '<pre' "$out"; then return 1; fi
+}
+
+# Prints the server.c of the step before chapter NUMBER's (/dev/null for
+# the first), then its own.
+chapter_steps() {
+    local previous=/dev/null
+    [ "$1" = 01 ] || previous=$(echo steps/"$(printf '%02d' $((10#$1 - 1)))"-*/server.c)
+    echo "$previous" steps/"$1"-*/server.c
+}
+
+# Every chapter of a step (01 to 09) teaches its step the way STYLE.md asks: each
+# line once (at most 15% of its code lines shown twice), and all of
+# them (at least 98% of the lines the step adds, per diff). The numbers
+# come from tests/book-lines, which says how it counts.
+@test "each chapter shows its step's new lines once, and all of them" {
+    local chapter number previous step numbers report=''
+    local -i code twice added covered
+    for chapter in book/0[1-9]-*.md; do
+        pandoc "$chapter" --from markdown --lua-filter book/include.lua \
+            --to markdown -o "$BATS_TEST_TMPDIR/$(basename "$chapter")" &
+    done
+    wait
+    for chapter in book/0[1-9]-*.md; do
+        number=$(basename "$chapter" | cut -c1-2)
+        read -r previous step < <(chapter_steps "$number")
+        numbers=$(tests/book-lines "$BATS_TEST_TMPDIR/$(basename "$chapter")" "$previous" "$step")
+        read -r code twice _ added covered _ < <(head -n 1 <<<"$numbers" | sed 's/[a-z_]*=//g')
+        if ((twice * 100 > code * 15)); then
+            report+="$chapter shows $twice of its $code code lines twice, more than 15%: show a function"
+            report+=" that changed as a diff of its region, and each piece once"$'\n'
+        fi
+        if ((covered * 100 < added * 98)); then
+            report+="$chapter shows $covered of the $added lines that $step adds, fewer than 98%;"
+            report+=" missing (line in $step: text):"$'\n'
+            report+=$(grep '^missing: ' <<<"$numbers" | sed 's/^missing: /    /' | head -n 40)$'\n'
+        fi
+    done
+    [ -z "$report" ] || { printf '%s' "$report" >&2; return 1; }
 }
 
 # Prints every fenced C block that holds code or includes nothing: such a
@@ -99,16 +186,24 @@ hand_typed_c() {
     [ "$(wc -l <<<"$output")" -eq 1 ]
 }
 
-@test "every transcript a chapter names is a scene of book/transcript" {
-    local scenes missing=0 scene
-    scenes=$(book/transcript --list)
-    while read -r scene; do
-        if ! grep -qx "$scene" <<<"$scenes"; then
-            echo "no scene '$scene' in book/transcript" >&2
-            missing=1
-        fi
-    done < <(sed -n 's/.*transcript="\([^"]*\)".*/\1/p' book/*.md | sort -u)
-    [ "$missing" -eq 0 ]
+# The scenes the chapters show, in the order they first show them.
+scenes_in_chapters() {
+    sed -n 's/.*transcript="\([^"]*\)".*/\1/p' book/[0-9][0-9]-*.md book/[a-z]-*.md | awk '!seen[$0]++'
+}
+
+@test "the chapters show every scene of book/transcript, in its order" {
+    local shown
+    shown=$(scenes_in_chapters)
+    [ "$shown" = "$(book/transcript --list)" ] || {
+        echo "the chapters show these scenes, in this order (left), book/transcript has (right):" >&2
+        diff <(echo "$shown") <(book/transcript --list) >&2
+        return 1
+    }
+}
+
+@test "book/transcripts/ holds one transcript per scene, and the tools' versions" {
+    diff <({ book/transcript --list | sed 's/$/.txt/'; echo tools.txt; } | sort) \
+        <(cd book/transcripts && printf '%s\n' * | sort) >&2
 }
 
 @test "every exercise answer in book/answers/ is in the answers appendix" {

@@ -63,20 +63,6 @@ wait_for_descriptors() {
     echo "$now"
 }
 
-# Counts the lines of the server's log that match an extended regex.
-count_log() {
-    grep -E -c -- "$1" "$LOG" || true
-}
-
-# Waits until at least COUNT lines of the log match; prints how many do.
-wait_for_log_count() {
-    local pattern=$1 count=$2 now deadline=$((SECONDS + WAIT_SECONDS))
-    while now=$(count_log "$pattern") && [ "$now" -lt "$count" ] && ((SECONDS < deadline)); do
-        sleep 0.05
-    done
-    echo "$now"
-}
-
 # Sends a complete request with a fresh random X-Probe field and checks the
 # server took it: the log shows the field, and step 06 answers 200.
 probe() {
@@ -130,23 +116,17 @@ send_and_reset() {
         close $s;' "$PORT" "$bytes"
 }
 
-# What a sanitizer writes when it finds an error.
-SANITIZER_REPORT='runtime error|AddressSanitizer|LeakSanitizer|UndefinedBehaviorSanitizer'
-
-# After each test: the server must still be running, its log must hold no
-# sanitizer report and, under valgrind, its valgrind log no error.
-check_server_health() {
-    if [ -n "$SERVER_PID" ] && ! kill -0 "$SERVER_PID" 2>/dev/null; then
-        fail_because "the server to survive the test" "$(server_state)" "$SERVER_NAME 8080"
-        return 1
-    fi
-    if [ -n "$LOG" ] && grep -E -q -- "$SANITIZER_REPORT" "$LOG"; then
-        fail_because "no sanitizer report" "the log has one" "make faults SANITIZE=1"
+# After each test (helpers.bash's teardown calls these): the server must
+# still be running and, under valgrind, its valgrind log must hold no error.
+# (The teardown checks the log for sanitizer reports.)
+after_each_test() {
+    if [ -n "$SERVER_PID" ] && [ -n "$(server_ended)" ]; then
+        fail_because "the server to survive the test" "$(server_state)" "make faults"
         return 1
     fi
 }
 
-check_valgrind_log() {
+after_stopping_server() {
     local pid=$1 log
     [ -n "${VALGRIND_LOG_DIR:-}" ] && [ -n "$pid" ] || return 0
     log=$VALGRIND_LOG_DIR/server.$pid.log
@@ -154,12 +134,4 @@ check_valgrind_log() {
         fail_because "valgrind to find no error in process $pid" "it did: $log" "make memcheck"
         return 1
     fi
-}
-
-teardown() {
-    local status=0 pid=$SERVER_PID
-    check_server_health || status=1
-    stop_server
-    check_valgrind_log "$pid" || status=1
-    return "$status"
 }

@@ -9,6 +9,12 @@
 #
 # Environment: SERVER, the binary under test (tests/check sets it).
 # WAIT_SECONDS bounds every wait for the server (default 5).
+#
+# Every failure explains itself, in the same four lines (fail_because):
+# expected, but, try it (a command with a time limit), hint (the section of
+# the book to read). A test that stops on a command of its own, a server
+# that crashed (its signal named) or hangs: teardown explains those too.
+# tests/broken.bats proves it with servers broken on purpose.
 
 : "${SERVER:?SERVER must name the server binary; run the tests with tests/check}"
 WAIT_SECONDS=${WAIT_SECONDS:-5}
@@ -20,28 +26,107 @@ SERVER_PID=
 PORT=
 LOG=
 
-# Explains a failure the way a reader needs it, then fails the test.
+# A write to a connection that the server has closed raises SIGPIPE, which
+# would end the test without a word: ignored, it makes the write fail with
+# EPIPE instead, and the test says what happened. (The server itself starts
+# with SIGPIPE at its default action: see exec_like_a_terminal.)
+trap '' PIPE
+
+# Explains a failure the way a reader needs it, then fails the test. Every
+# failure goes through here, and teardown explains the ones that did not
+# (a command that failed on its own, a crash, a hang).
 #   fail_because WHAT-WAS-EXPECTED WHAT-HAPPENED HOW-TO-REPRODUCE [HINT]
+# The lines that matter come first: expected, but (led by how the server
+# ended, if it did), try it, hint; then what the server printed.
 fail_because() {
-    local try=$3
-    [[ $try == *"$SERVER_NAME"* ]] || try="$SERVER_NAME 8080 in one terminal; in another: $try"
+    local try=$3 ended
+    case $try in *"$SERVER_NAME"* | make\ * | tests/*) ;; *) try=$(by_hand "$try") ;; esac
+    server_ended >/dev/null # here, in the shell that can wait(2) for the server
+    ended=$(server_ended)
     {
         echo "expected:  $1"
-        echo "but:       $(head -c 600 <<<"$2")"
-        echo "try it:    $try"
-        [ -z "${4:-}" ] || echo "hint:      $4"
-        if [ -n "$LOG" ] && [ -s "$LOG" ]; then
-            echo "the server printed:"
-            sed 's/^/    | /' "$LOG" | head -n 40
+        if [ -n "$ended" ]; then
+            echo "but:       $ended"
+            head -c 600 <<<"$2" | sed 's/^/           /'
+        else
+            head -c 600 <<<"$2" | sed '1s/^/but:       /; 2,$s/^/           /'
+        fi
+        echo "try it:    $(time_limited "$try")"
+        echo "hint:      ${4:-$(test_hint)}"
+        if [ -z "${NO_SERVER_LOG:-}" ] && [ -n "$LOG" ] && [ -s "$LOG" ]; then
+            echo "the server printed (last lines):"
+            tail -n 30 "$LOG" | sed 's/^/    | /'
         fi
     } >&2
+    : >"$BATS_TEST_TMPDIR/explained"
     return 1
+}
+
+# Gives every client and server in a "try it" command a time limit, so that
+# a reader who pastes it never waits on a server that hangs.
+time_limited() {
+    local server
+    server=$(sed 's/[][\\.*^$/]/\\&/g' <<<"$SERVER_NAME")
+    sed -E -e 's/(^|[;&|(] *)('"$server"')( |$)/\1timeout 10 \2\3/g' \
+        -e 's/(^|[^-a-z])strace /\1timeout 10 strace /g' \
+        -e 's/(^|[^-a-z])curl (-m [0-9]+ )?/\1curl -m 5 /g' \
+        -e 's/(^|[^-a-z])nc -l /\1timeout 10 nc -l /g' \
+        -e 's/(^|[^-a-z])nc (-w [0-9]+ )?([^l -]|-[^lw])/\1nc -w 5 \3/g' \
+        -e 's/timeout 10 timeout [0-9]+ /timeout 10 /g' <<<"$1"
+}
+
+# The section a failing test sends the reader to when it did not name one:
+# the first hint in its own source, else its part's section
+# (tests/workshop/parts), else its chapter's "The change".
+test_hint() {
+    local file=$BATS_TEST_FILENAME hint
+    hint=$(awk -v name="@test \"$BATS_TEST_DESCRIPTION\" {" -v q="'" '
+        BEGIN { hint = "book/[0-9a-z-]+\\.md, section " q "[^" q "$]+" q }
+        index($0, name) == 1 { inside = 1 }
+        inside && match($0, hint) { print substr($0, RSTART, RLENGTH); exit }
+        inside && /^}/ { exit }' "$file" 2>/dev/null)
+    if [ -z "$hint" ]; then
+        local part chapter
+        part=$(test_part)
+        chapter=$(basename "$file" .bats)
+        if [ -n "$part" ]; then
+            hint="book/$chapter.md, section '$(part_field "${chapter:0:2}" "$part" 5)'"
+        else
+            hint="book/$chapter.md, section 'The change'"
+        fi
+    fi
+    echo "$hint"
+}
+
+# The part (tests/workshop/parts) of the running test, from its tags.
+test_part() {
+    awk -v name="@test \"$BATS_TEST_DESCRIPTION\" {" '
+        /^# bats test_tags=/ { tags = $0 }
+        index($0, name) == 1 { if (match(tags, /part:[a-z-]+/)) print substr(tags, RSTART + 5, RLENGTH - 5); exit }
+        /^@test / { tags = "" }' "$BATS_TEST_FILENAME" 2>/dev/null
+}
+
+# A field of a part's line in tests/workshop/parts.
+#   part_field STEP PART-NAME-OR-NUMBER FIELD-NUMBER
+part_field() {
+    awk -F'\t' -v step="$1" -v part="$2" -v field="$3" \
+        '$1 == step && ($2 == part || $3 == part) { print $field; exit }' \
+        "$BATS_TEST_DIRNAME/workshop/parts"
 }
 
 # A command line that shows a failure by hand: it starts the server on
 # port 8080, runs CLIENT, and stops the server again.
 by_hand() {
     printf '%s 8080 & sleep 0.5; %s; kill $!' "$SERVER_NAME" "$1"
+}
+
+# What the last client of the test did, and the command that does it by
+# hand: the explanation of a failure that no check explained. (Files, not
+# variables: the helpers often run in a $(...) subshell.)
+#   note_exchange WHAT-HAPPENED [COMMAND]
+note_exchange() {
+    echo "$1" >"$BATS_TEST_TMPDIR/exchange"
+    [ -z "${2:-}" ] || echo "$2" >"$BATS_TEST_TMPDIR/try"
 }
 
 # Polls the server's output until a line matches the extended regular
@@ -72,14 +157,15 @@ ready_pattern() {
 # Runs a command the way a terminal would: with only stdin, stdout and
 # stderr open (bats keeps descriptors of its own open, which the server
 # would inherit, so that its socket would not be fd 3), and with SIGINT at
-# its default action (a shell ignores it in background jobs).
+# its default action (a shell ignores it in background jobs), and SIGPIPE
+# too (the tests ignore it: see the top of this file).
 exec_like_a_terminal() {
     local fd
     for fd in "/proc/$BASHPID/fd"/*; do
         fd=${fd##*/}
         if ((fd > 2)); then eval "exec $fd>&-" 2>/dev/null || true; fi
     done
-    exec env --default-signal=INT "$@"
+    exec env --default-signal=INT,PIPE "$@"
 }
 
 # Starts the server in the background and waits until it is ready.
@@ -148,10 +234,63 @@ await_stage() {
     PORT=$(grep -E -o ':[0-9]+' <<<"$line" | tail -n 1 | tr -d :)
 }
 
+# How the server ended, if it did, in words: "the server was killed by
+# SIGSEGV". Empty while it runs. Only the test's own shell can wait(2) for
+# the server, so the first call there keeps the answer in a file for the
+# calls from $(...) subshells.
+server_ended() {
+    local ended=$BATS_TEST_TMPDIR/server-ended status
+    if [ -s "$ended" ]; then
+        cat "$ended"
+        return
+    fi
+    [ -n "$SERVER_PID" ] || return 0
+    if kill -0 "$SERVER_PID" 2>/dev/null && [ "$(process_state "$SERVER_PID")" != Z ]; then
+        return 0
+    fi
+    [ "$BASHPID" = "$$" ] || { echo "the server has exited"; return; }
+    # Under strace, the child is strace, which ends as the server did.
+    status=0
+    wait "${TRACER_PID:-$SERVER_PID}" 2>/dev/null || status=$?
+    if ((status > 128 && status < 128 + 65)); then
+        echo "the server was killed by SIG$(kill -l "$((status - 128))")$(signal_meaning "$((status - 128))")"
+    elif ((status == 127)); then
+        echo "the server has exited"
+    else
+        echo "the server exited with status $status"
+    fi >"$ended"
+    cat "$ended"
+}
+
+signal_meaning() {
+    case $(kill -l "$1") in
+    SEGV) echo ": it crashed, touching memory it does not own (run it under gdb, or make test SANITIZE=1)" ;;
+    ABRT) echo ": it aborted (a failed assert, or a sanitizer's report)" ;;
+    PIPE) echo ": it wrote to a connection the client had closed (SIGPIPE, signal(7))" ;;
+    BUS | FPE | ILL) echo ": it crashed" ;;
+    esac
+}
+
+# The state letter of a process in /proc/PID/stat: R running, S sleeping,
+# Z exited but not yet waited for, t stopped by a tracer.
+process_state() {
+    sed -n 's/^[0-9]* (.*) \([A-Za-z]\) .*/\1/p' "/proc/$1/stat" 2>/dev/null
+}
+
+# What the server is doing now, or how it ended, in words.
 server_state() {
-    if [ -n "$SERVER_PID" ] && ! kill -0 "$SERVER_PID" 2>/dev/null; then
-        wait "$SERVER_PID" 2>/dev/null
-        echo "the server exited with status $?"
+    local ended
+    ended=$(server_ended)
+    if [ -n "$ended" ]; then
+        echo "$ended"
+    elif [ -z "$SERVER_PID" ]; then
+        echo "no server was started"
+    elif [ "$(process_state "$SERVER_PID")" = R ]; then
+        echo "the server is running flat out on the CPU: a loop that does not end?"
+    elif grep -q accept "/proc/$SERVER_PID/wchan" 2>/dev/null; then
+        echo "the server is waiting in accept(2) for the next client; its last line is: $(tail -n 1 "$LOG" 2>/dev/null)"
+    elif [ "$(find "/proc/$SERVER_PID/fd" -mindepth 1 -lname 'socket:*' 2>/dev/null | wc -l)" -gt 1 ]; then
+        echo "the server is stuck with a connection open, waiting ($(cat "/proc/$SERVER_PID/wchan" 2>/dev/null)): for bytes that will not come?; its last line is: $(tail -n 1 "$LOG" 2>/dev/null)"
     else
         echo "the server is running, and its last line is: $(tail -n 1 "$LOG" 2>/dev/null)"
     fi
@@ -169,14 +308,41 @@ stop_server() {
     SERVER_PID='' TRACER_PID=
 }
 
-# Stops the server, and fails the test if a sanitizer (make test
-# SANITIZE=1) reported anything, even after the test's last check.
+# What a sanitizer writes when it finds an error (make test SANITIZE=1).
+SANITIZER_REPORT='runtime error|AddressSanitizer|LeakSanitizer|UndefinedBehaviorSanitizer'
+
+# After every test: explains a failure that no check explained (a command
+# that failed, a crash, a hang), stops the server, and fails the test if a
+# sanitizer reported anything, even after the test's last check. A test
+# file with more to check after each test defines after_each_test.
 teardown() {
-    stop_server
-    if [ -n "$LOG" ] && grep -Eq 'runtime error:|AddressSanitizer|LeakSanitizer' "$LOG"; then
-        fail_because "no sanitizer report in the server's output" \
-            "$(grep -E -m 1 'runtime error:|Sanitizer' "$LOG")" "make test SANITIZE=1"
+    local status=0
+    if [ -z "${BATS_TEST_COMPLETED:-}" ] && [ -z "${BATS_TEST_SKIPPED:-}" ] &&
+        [ ! -e "$BATS_TEST_TMPDIR/explained" ]; then
+        explain_unexplained_failure
     fi
+    if declare -F after_each_test >/dev/null; then after_each_test || status=1; fi
+    server_ended >/dev/null # while the test's shell can still wait for it
+    local pid=$SERVER_PID
+    stop_server
+    if [ -n "$LOG" ] && grep -Eq -- "$SANITIZER_REPORT" "$LOG"; then
+        fail_because "no sanitizer report in the server's output" \
+            "$(grep -E -m 1 -- "$SANITIZER_REPORT" "$LOG")" "make test SANITIZE=1" || status=1
+    fi
+    if declare -F after_stopping_server >/dev/null; then after_stopping_server "$pid" || status=1; fi
+    return "$status"
+}
+
+# A test stopped on a command that failed outside fail_because: say what
+# the test was doing, what became of the server, and how to see it by hand.
+explain_unexplained_failure() {
+    local exchange='' try
+    [ ! -s "$BATS_TEST_TMPDIR/exchange" ] || exchange="; last, $(cat "$BATS_TEST_TMPDIR/exchange")"
+    # tests/check splits BATS_FLAGS at spaces: the filter has none.
+    try=$(cat "$BATS_TEST_TMPDIR/try" 2>/dev/null) ||
+        try="BATS_FLAGS='--filter $(head -c 40 <<<"$BATS_TEST_DESCRIPTION" | tr -c '[:alnum:]\n' .)' tests/check ${STEP:-NN} $SERVER_NAME"
+    fail_because "what the test's name says: $BATS_TEST_DESCRIPTION" \
+        "$(server_state)$exchange" "$try" 2>&1 || true
 }
 
 # Sends bytes (a printf format) over a new connection, in one write(2),
@@ -187,14 +353,28 @@ raw_request() {
     # shellcheck disable=SC2059 # the format is the point
     printf -- "$1" >"$BATS_TEST_TMPDIR/request"
     send_file "$BATS_TEST_TMPDIR/request" "${2:-$WAIT_SECONDS}"
+    raw_command "$1" >"$BATS_TEST_TMPDIR/try"
 }
 
+# Sends a file over a new connection and prints what comes back until the
+# server closes, for SECONDS at most; notes what happened (note_exchange).
+#   send_file FILE SECONDS
 send_file() {
-    local fd
-    exec {fd}<>"/dev/tcp/127.0.0.1/$PORT"
-    { cat "$1" >&"$fd"; } 2>/dev/null || true
-    timeout "$2" cat <&"$fd" 2>/dev/null || true
+    local fd started=$SECONDS answer=$BATS_TEST_TMPDIR/answer status=0 sent
+    : >"$answer"
+    if ! exec {fd}<>"/dev/tcp/127.0.0.1/$PORT"; then
+        note_exchange "a client could not connect to 127.0.0.1:$PORT"
+        return 0
+    fi
+    { cat "$1" >&"$fd"; } 2>/dev/null || sent=" (the server closed the connection before it was all sent)"
+    timeout "$2" cat <&"$fd" >"$answer" 2>/dev/null || status=$?
     exec {fd}>&-
+    if ((status == 124)); then
+        note_exchange "a client sent $(wc -c <"$1") bytes${sent:-} and got $(wc -c <"$answer") back; the server still held the connection open after $2 s"
+    else
+        note_exchange "a client sent $(wc -c <"$1") bytes${sent:-} and got $(wc -c <"$answer") back, then the server closed the connection (after $((SECONDS - started)) s)"
+    fi
+    cat "$answer"
 }
 
 # A command that sends a raw request by hand, to a server on port 8080.
@@ -214,64 +394,149 @@ count_descriptors() {
 
 # A short random word, so that a hard-coded answer cannot pass.
 random_word() {
-    printf '%s%04d' "$(tr -dc '[:lower:]' </dev/urandom | head -c 6)" "$((RANDOM % 10000))"
+    local letters
+    letters=$(head -c 600 /dev/urandom | tr -dc '[:lower:]')
+    printf '%s%04d' "${letters:0:6}" "$((RANDOM % 10000))"
+}
+
+# Counts the lines of the server's output that match an extended regex.
+count_log() {
+    local count
+    count=$(grep -E -c -- "$1" "$LOG" 2>/dev/null)
+    echo "${count:-0}"
 }
 
 # Polls until the server's output has at least N lines that match the
-# extended regular expression, for at most WAIT_SECONDS. Prints the Nth.
+# extended regular expression, for at most WAIT_SECONDS (or SECONDS).
+# Prints the Nth; fails if there are fewer.
+#   wait_for_count PATTERN N [SECONDS]
 wait_for_count() {
-    local pattern=$1 count=$2 deadline=$((SECONDS + WAIT_SECONDS + 1))
-    while [ "$(grep -E -c -- "$pattern" "$LOG")" -lt "$count" ] && ((SECONDS < deadline)); do
+    local pattern=$1 count=$2 deadline=$((SECONDS + ${3:-$WAIT_SECONDS} + 1))
+    while [ "$(count_log "$pattern")" -lt "$count" ] && ((SECONDS < deadline)); do
+        [ -z "$SERVER_PID" ] || kill -0 "$SERVER_PID" 2>/dev/null || break
         sleep 0.02
     done
     grep -E -- "$pattern" "$LOG" | sed -n "${count}p" | grep .
 }
 
-# shellcheck disable=SC2034 # used by the .bats files
-MALFORMED_REQUEST_COUNT=35
+# Fetches with curl, for WAIT_SECONDS at most: the head goes to
+# $BATS_TEST_TMPDIR/head, the body to $BATS_TEST_TMPDIR/body; prints the
+# status code (000: no response).
+#   fetch [CURL-OPTIONS...] URL
+fetch() {
+    : >"$BATS_TEST_TMPDIR/head"
+    : >"$BATS_TEST_TMPDIR/body" # curl writes neither when no response comes
+    local code status=0
+    code=$(curl -s -m "$WAIT_SECONDS" -D "$BATS_TEST_TMPDIR/head" -o "$BATS_TEST_TMPDIR/body" \
+        -w '%{http_code}' -H 'Expect:' "$@") || status=$?
+    note_exchange "curl $(curl_verdict "$status")" "curl -i -H 'Expect:' ${*//127.0.0.1:$PORT/127.0.0.1:8080}"
+    echo "$code"
+}
+
+# What curl's exit status means, for a reader.
+curl_verdict() {
+    case $1 in
+    0) echo "got a response" ;;
+    7) echo "could not connect (exit status 7)" ;;
+    28) echo "got no complete response within $WAIT_SECONDS s (exit status 28): the server kept the connection open" ;;
+    52) echo "got an empty reply (exit status 52): the server closed the connection without a response" ;;
+    56) echo "saw the connection reset (exit status 56)" ;;
+    *) echo "failed with exit status $1" ;;
+    esac
+}
+
+# What the last client saw, for a "but:" line: "curl got an empty reply".
+curl_said() {
+    cat "$BATS_TEST_TMPDIR/exchange" 2>/dev/null
+}
+
+# The value of a header field in the last head fetched.
+field() {
+    sed -n "s/^$1: \\(.*\\)\\r\$/\\1/Ip" "$BATS_TEST_TMPDIR/head" | head -n 1
+}
 
 # The malformed requests and what the server must make of them, one per
 # line, separated by tabs: the status code (step 05 logs it, step 06
-# answers with it); the request, as a printf format; and for the long
+# answers with it); the part of stage 05 that rejects it
+# (tests/workshop/parts); the request, as a printf format; and for the long
 # ones, the length and the character of a filler that takes its place at %s.
+#   malformed_requests [PART]   (only that part's, with PART)
 malformed_requests() {
-    cat <<'REQUESTS'
-400	GET /\r\n\r\n
-400	GET / HTTP/1.1 extra\r\nHost: x\r\n\r\n
-400	GET / HTTP/1.1\nHost: x\n\n
-400	GET / HTTP/1.1\r\n\r\n
-400	GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n
-400	GET / HTTP/1.1\r\nHost : x\r\n\r\n
-400	GET / HTTP/1.1\r\nHost: x\r\n folded\r\n\r\n
-400	GET / HTTP/1.1\r\nHost: x\r\nX: a\001b\r\n\r\n
-400	GET nowhere HTTP/1.1\r\nHost: x\r\n\r\n
-400	GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 5x\r\n\r\n
-400	POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd
-400	POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n
-501	POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n
-505	GET / HTTP/2.0\r\nHost: x\r\n\r\n
-413	POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999\r\n\r\n
-414	GET /%s HTTP/1.1\r\nHost: x\r\n\r\n	3000	a
-431	GET / HTTP/1.1\r\nHost: x\r\nX-Long: %s\r\n\r\n	5000	b
-400	GET / HTTP/1.1\r\nHost: a b\r\n\r\n
-400	GET / HTTP/1.1\r\nHost: a:80:80\r\n\r\n
-400	GET / HTTP/1.1\r\nHost: example.com:80a\r\n\r\n
-400	GET / HTTP/1.1\r\nHost: [::g]:80\r\n\r\n
-400	GET / HTTP/1.1\r\nHost: user@example.com\r\n\r\n
-400	GET http://:80/ HTTP/1.1\r\nHost: x\r\n\r\n
-400	GET ftp://example.com/ HTTP/1.1\r\nHost: x\r\n\r\n
-400	GET http://user@example.com/ HTTP/1.1\r\nHost: x\r\n\r\n
-400	GET * HTTP/1.1\r\nHost: x\r\n\r\n
-400	GET / HTTP/1.2\r\n\r\n
-400	\r\n\r\n\r\n\r\n\r\n\r\n\r\n\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n
-400	GET / HTTP/1.1\r\n Host: x\r\n\r\n
-400	GET / HTTP/1.1\r\nHost: x\r\nX: a\rb\r\n\r\n
-400	POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5, 5\r\n\r\nhello
-400	POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n
-400	POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n
-400	GET / http/1.1\r\nHost: x\r\n\r\n
-400	GET / HTTP/1.1\r\nHost: x\r\nX: a\000b\r\n\r\n
+    awk -F'\t' -v part="${1:-}" 'part == "" || $2 == part' <<'REQUESTS'
+400	request-line	GET /\r\n\r\n
+400	request-line	GET / HTTP/1.1 extra\r\nHost: x\r\n\r\n
+400	request-line	GET / HTTP/1.1\nHost: x\n\n
+400	request-line	GET nowhere HTTP/1.1\r\nHost: x\r\n\r\n
+505	request-line	GET / HTTP/2.0\r\nHost: x\r\n\r\n
+414	request-line	GET /%s HTTP/1.1\r\nHost: x\r\n\r\n	3000	a
+400	fields	GET / HTTP/1.1\r\n\r\n
+400	fields	GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n
+400	fields	GET / HTTP/1.1\r\nHost : x\r\n\r\n
+400	fields	GET / HTTP/1.1\r\nHost: x\r\n folded\r\n\r\n
+400	fields	GET / HTTP/1.1\r\nHost: x\r\nX: a\001b\r\n\r\n
+431	fields	GET / HTTP/1.1\r\nHost: x\r\nX-Long: %s\r\n\r\n	5000	b
+400	body	GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 5x\r\n\r\n
+400	body	POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd
+400	body	POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n
+501	body	POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n
+413	body	POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999\r\n\r\n
+400	fields	GET / HTTP/1.1\r\nHost: a b\r\n\r\n
+400	fields	GET / HTTP/1.1\r\nHost: a:80:80\r\n\r\n
+400	fields	GET / HTTP/1.1\r\nHost: example.com:80a\r\n\r\n
+400	fields	GET / HTTP/1.1\r\nHost: [::g]:80\r\n\r\n
+400	fields	GET / HTTP/1.1\r\nHost: user@example.com\r\n\r\n
+400	request-line	GET http://:80/ HTTP/1.1\r\nHost: x\r\n\r\n
+400	request-line	GET ftp://example.com/ HTTP/1.1\r\nHost: x\r\n\r\n
+400	request-line	GET http://user@example.com/ HTTP/1.1\r\nHost: x\r\n\r\n
+400	request-line	GET * HTTP/1.1\r\nHost: x\r\n\r\n
+400	fields	GET / HTTP/1.2\r\n\r\n
+400	request-line	\r\n\r\n\r\n\r\n\r\n\r\n\r\n\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n
+400	fields	GET / HTTP/1.1\r\n Host: x\r\n\r\n
+400	fields	GET / HTTP/1.1\r\nHost: x\r\nX: a\rb\r\n\r\n
+400	body	POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5, 5\r\n\r\nhello
+400	body	POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n
+400	body	POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n
+400	request-line	GET / http/1.1\r\nHost: x\r\n\r\n
+400	fields	GET / HTTP/1.1\r\nHost: x\r\nX: a\000b\r\n\r\n
 REQUESTS
+}
+
+# Checks every malformed request of a part (all of them, without PART)
+# with CHECK, and reports every one that fails, not the first only.
+#   check_malformed_requests PART CHECK
+# CHECK STATUS FORMAT [FILLER-LENGTH FILLER-CHARACTER] runs after
+# the request before it; it fails through fail_because.
+check_malformed_requests() {
+    local part=$1 check=$2 status _part format length character count=0 failed=0 total
+    total=$(malformed_requests "$part" | grep -c .)
+    while IFS=$'\t' read -r status _part format length character; do
+        count=$((count + 1))
+        if [ -n "$(server_ended)" ]; then
+            fail_because "an answer to each of the $total requests" \
+                "$((total - count + 1)) were never sent" "$(raw_command "$format")"
+            failed=$((failed + total - count + 1))
+            break
+        fi
+        NO_SERVER_LOG=1 "$check" "$status" "$format" ${length:+"$length" "$character"} ||
+            failed=$((failed + 1))
+    done < <(malformed_requests "$part")
+    # An empty list would check nothing, and pass.
+    [ "$count" -gt 0 ] || fail_because "malformed requests of part '$part' to check" \
+        "the list in tests/helpers.bash has none" "grep '$part' tests/helpers.bash" || return 1
+    [ "$failed" -eq 0 ] ||
+        fail_because "the right status for all $total malformed requests of part '${part:-all}'" \
+            "$failed of them did not get it: each is explained above" \
+            "tests/check ${STEP:-NN} $SERVER_NAME${part:+ --part $part}"
+}
+
+# A request from that list, as a "for the request ..." phrase shows it.
+#   listed_request FORMAT [FILLER-LENGTH FILLER-CHARACTER]
+listed_request() {
+    if [ $# -eq 3 ]; then
+        echo "'$1' (%s: $2 times '$3')"
+    else
+        echo "'$1'"
+    fi
 }
 
 # Sends a request from that list; prints what comes back.
@@ -282,4 +547,9 @@ send_listed_request() {
     # shellcheck disable=SC2059 # the format is the point
     printf -- "$format" "$filler" >"$BATS_TEST_TMPDIR/request"
     send_file "$BATS_TEST_TMPDIR/request" "$seconds"
+    if [ $# -eq 4 ]; then
+        raw_command "$format" "$2" "$3" >"$BATS_TEST_TMPDIR/try"
+    else
+        raw_command "$format" >"$BATS_TEST_TMPDIR/try"
+    fi
 }

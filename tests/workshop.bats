@@ -88,11 +88,141 @@ setup() {
 }
 
 @test "the skeleton builds clean with gcc and with clang, under the steps' flags" {
-    local cc
+    local cc built=0
     for cc in gcc clang; do
         command -v "$cc" >/dev/null || continue
         WORKSHOP_DIR=$BATS_TEST_TMPDIR/$cc CC=$cc run "$start" 01
         [ "$status" -eq 0 ]
         [[ $output == *"$cc -std=c17 -Wall -Wextra -Wpedantic -Werror "* ]]
+        built=$((built + 1))
     done
+    [ "$built" -gt 0 ] || { echo "neither gcc nor clang is installed: nothing was built" >&2; return 1; }
+}
+
+@test "STEP=05 and STEP=06 explain their parts in order: section, what to add, lines, minutes, check" {
+    local step part name
+    for step in 05 06; do
+        "$start" "$step" >/dev/null
+        while IFS=$'\t' read -r _ part name _; do
+            grep -Eq "^Part $part, $name: about [0-9]+ minutes, [1-9][0-9]* lines in the book's step$" \
+                "$WORKSHOP_DIR/$step/README.txt"
+            grep -q "make check STEP=$step PART=$part SERVER=$WORKSHOP_DIR/$step/server" "$WORKSHOP_DIR/$step/README.txt"
+            grep -q "tests/check $step $WORKSHOP_DIR/$step/server --part $name" "$WORKSHOP_DIR/$step/README.txt"
+        done < <(grep "^$step	" "$top/tests/workshop/parts")
+        [ "$(grep -c '^Part ' "$WORKSHOP_DIR/$step/README.txt")" -eq "$(grep -c "^$step	" "$top/tests/workshop/parts")" ]
+        [ "$(grep -c "    Read:      book/.*, section '" "$WORKSHOP_DIR/$step/README.txt")" -gt 0 ]
+    done
+}
+
+@test "the parts' line counts add up to the lines the step adds, and none is empty" {
+    local step counted added
+    for step in 05 06; do
+        counted=$("$top/tests/workshop/part-lines" "$step" | awk '$3 > 0 { sum += $3; n++ } END { print n, sum }')
+        added=$(cd "$top" && diff steps/"$(printf '%02d' $((10#$step - 1)))"-*/server.c steps/"$step"-*/server.c |
+            grep '^>' | grep -cv '^> *$')
+        [ "$counted" = "$(grep -c "^$step	" "$top/tests/workshop/parts") $added" ] || {
+            echo "step $step: parts with lines, and their sum: $counted; lines added: $added" >&2
+            return 1
+        }
+    done
+}
+
+@test "every part is a tag of its stage's tests, and every tagged part exists" {
+    local step name
+    for step in 05 06; do
+        while IFS=$'\t' read -r _ _ name _; do
+            grep -Eq "^# bats test_tags=.*part:$name(,|\$)" "$top"/tests/"$step"-*.bats || {
+                echo "no test of step $step is tagged part:$name" >&2
+                return 1
+            }
+        done < <(grep "^$step	" "$top/tests/workshop/parts")
+        while read -r name; do
+            grep -q "^$step	[0-9]*	${name#part:}	" "$top/tests/workshop/parts" || {
+                echo "tests/$step-*.bats: $name is no part of tests/workshop/parts" >&2
+                return 1
+            }
+        done < <(grep -ho 'part:[a-z-]*' "$top"/tests/"$step"-*.bats | sort -u)
+    done
+}
+
+# The plan's table, as it is in FILE: its rows, one a line.
+plan_rows() {
+    grep -E '^\| (Welcome|0[1-6] [a-z]|Exercises|Wrap-up|Total)' "$1"
+}
+
+@test "the README and the book give the same workshop plan, and it adds up to three hours and to a day" {
+    cd "$top"
+    diff <(plan_rows README.md) <(plan_rows book/00-introduction.md) || {
+        echo "README.md and book/00-introduction.md give different plans (above)" >&2
+        return 1
+    }
+    local sums
+    sums=$(plan_rows README.md | awk -F' *\\| *' '
+        $2 != "Total" {
+            if ($5 == "write" || $5 == "yes") session += $4
+            if ($6 == "write" || $6 == "yes") day += $4
+            lines += $3
+        }
+        $2 == "Total" { print session, $5, day, $6, lines, $3 }')
+    read -r session session_total day day_total lines lines_total <<<"$sums"
+    [ "$session" = "$session_total" ] && [ "$session" -eq 180 ] &&
+        [ "$day" = "$day_total" ] && [ "$day" -eq 360 ] && [ "$lines" = "$lines_total" ] || {
+        echo "the plan adds up to $session (says $session_total) and $day (says $day_total) minutes, $lines (says $lines_total) lines" >&2
+        return 1
+    }
+}
+
+@test "the plan's minutes are the parts', and its lines are the steps' (within 15%)" {
+    cd "$top"
+    local row stage part name lines minutes counted previous checked=0
+    while IFS= read -r row; do
+        IFS='|' read -r _ stage lines minutes _ <<<"$row"
+        stage=$(xargs <<<"$stage") lines=$(xargs <<<"$lines") minutes=$(xargs <<<"$minutes")
+        if [[ $stage =~ ^(0[1-6])\ part\ ([0-9]),\ ([a-z-]+)(,.*)?$ ]]; then
+            name=${BASH_REMATCH[3]}
+            counted=$(tests/workshop/part-lines "${BASH_REMATCH[1]}" | awk -v n="${BASH_REMATCH[2]}" '$1 == n { print $3 }')
+            grep -q "^${BASH_REMATCH[1]}	${BASH_REMATCH[2]}	$name	$minutes	" tests/workshop/parts || {
+                echo "'$stage': $minutes minutes in the plan, not in tests/workshop/parts" >&2
+                return 1
+            }
+        elif [[ $stage =~ ^(0[1-6])\ [a-z]+$ ]]; then
+            part=${BASH_REMATCH[1]}
+            if [ "$part" = 01 ]; then
+                previous=$BATS_TEST_TMPDIR/skeleton.c
+                tests/apply-patch steps/01-*/server.c tests/workshop/skeleton.diff "$previous"
+            else
+                previous=$(echo steps/"$(printf '%02d' $((10#$part - 1)))"-*/server.c)
+            fi
+            counted=$(diff "$previous" steps/"$part"-*/server.c | grep '^>' | grep -cv '^> *$')
+        elif [[ $stage =~ ^0[1-6] ]]; then
+            echo "'$stage': a row of the plan that names no stage nor part the test knows" >&2
+            return 1
+        else
+            continue
+        fi
+        checked=$((checked + 1))
+        ((lines * 100 >= counted * 85 && lines * 100 <= counted * 115)) || {
+            echo "'$stage': $lines lines in the plan, but the step adds $counted: update the plan in README.md and book/00-introduction.md" >&2
+            return 1
+        }
+    done < <(plan_rows README.md)
+    local expected
+    expected=$((6 + $(grep -c '^0[1-6]	' tests/workshop/parts) - $(cut -f1 tests/workshop/parts | grep '^0' | sort -u | wc -l)))
+    [ "$checked" -eq "$expected" ] || {
+        echo "the plan has $checked rows of stages and parts; the steps and tests/workshop/parts make $expected" >&2
+        return 1
+    }
+}
+
+@test "tests/check --part: a part that does not exist, or a step without parts, is a usage error" {
+    run "$top/tests/check" 05 "$top/step05" --part nothing
+    [ "$status" -eq 2 ]
+    [[ $output == *"its parts are: 1=head 2=request-line 3=fields 4=body"* ]]
+    [[ $output == *"usage: tests/check STEP [SERVER] [--part PART]"* ]]
+    PART=1 run "$top/tests/check" 04 "$top/step04"
+    [ "$status" -eq 2 ]
+    [[ $output == *"step 04 has no parts"* ]]
+    run make -s -C "$top" check STEP=05 PART=9
+    [ "$status" -ne 0 ]
+    [[ $output == *"step 05 has no part '9'"* ]]
 }

@@ -1,0 +1,38 @@
+#!/usr/bin/env bats
+# The book's transcripts (book/transcripts/) are what the servers print
+# now: every scene of book/transcript is played again, side by side
+# (about 10 s: a 408 takes 5), and compared with the kept one. After a
+# change to a server, `make transcripts` keeps the new ones, and
+# `git diff book/transcripts` shows what changed in the book.
+#
+# Run on its own: make all && tests/bats tests/transcripts.bats
+
+@test "the book's transcripts are what the servers print now" {
+    cd "$BATS_TEST_DIRNAME/.." || exit 1
+    local now=$BATS_TEST_TMPDIR/now difference
+    # Servers built with sanitizers (make test SANITIZE=1) print and close
+    # more than the book's: the transcripts are of the plain build.
+    if grep -q fsanitize build/compiler-flags 2>/dev/null; then
+        skip "the steps are built with sanitizers (SANITIZE=1): the transcripts are of the plain build"
+    fi
+    # Another curl, strace or C library prints other lines: compare only
+    # where the tools are those that made the transcripts (as in CI).
+    if ! difference=$(diff book/transcripts/tools.txt <(book/transcript --tools)); then
+        skip "the transcripts were made with other versions of curl, strace, ...: $(tr '\n' ' ' <<<"$difference")"
+    fi
+    if ! book/transcript --all "$now" 2>"$BATS_TEST_TMPDIR/errors"; then
+        echo "expected:  every scene of book/transcript plays" >&2
+        echo "but:       $(cat "$BATS_TEST_TMPDIR/errors")" >&2
+        echo "try it:    make all && book/transcript SCENE" >&2
+        return 1
+    fi
+    if ! difference=$(diff -ru book/transcripts "$now"); then
+        echo "expected:  book/transcripts/ as the servers print it now" >&2
+        echo "but:       the servers print (+) instead of (-):" >&2
+        echo "$difference" >&2
+        echo "try it:    make transcripts && git diff book/transcripts" >&2
+        echo "hint:      if the change is meant, keep it with make transcripts, and read the" >&2
+        echo "           chapter's sentences around each changed transcript: do they still hold?" >&2
+        return 1
+    fi
+}
