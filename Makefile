@@ -1,6 +1,6 @@
-# An HTTP server in C, in six steps. `make help` lists what you can do.
+# An HTTP server in C, in seven steps. `make help` lists what you can do.
 
-STEPS := 01 02 03 04 05 06
+STEPS := 01 02 03 04 05 06 07
 STEP_BINARIES := $(addprefix step,$(STEPS))
 
 CFLAGS ?= -O2 -g
@@ -25,7 +25,7 @@ $(shell mkdir -p build && echo '$(CC) $(BUILD_CFLAGS) $(LDFLAGS)' | cmp -s - $(F
 
 .PHONY: all help run test check bench clean book transcripts $(addprefix step-,$(STEPS))
 
-all: $(STEP_BINARIES) ## build the six servers: ./step01 ... ./step06
+all: $(STEP_BINARIES) ## build the seven servers: ./step01 ... ./step07
 
 # The source of step NN: $(call step_source,04) is steps/04-accept/server.c.
 step_source = $(wildcard steps/$(1)-*/server.c)
@@ -42,8 +42,10 @@ help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | awk -F'\t' '{ printf "make %-13s %s\n", $$1, $$2 }'
 	@echo 'Variables: CC, CFLAGS, SANITIZE=1, PORT (make run), STEP, SERVER and PART (make check).'
 
-run: step06 ## build step 06 and start it on PORT (default 8080)
-	./step06 $(PORT)
+# The newest step: the last of STEPS.
+NEWEST := $(lastword $(STEPS))
+run: step$(NEWEST) ## build the newest step (07) and start it on PORT (default 8080)
+	./step$(NEWEST) $(PORT)
 
 test: all answers ## run every step against its tests and the earlier steps', and the answers
 	@tests/run-all
@@ -52,7 +54,7 @@ check: ## check a server of yours: make check STEP=04 SERVER=path/to/server [PAR
 	@test -n "$(STEP)" || { echo 'usage: make check STEP=04 [SERVER=path/to/server] [PART=N or NAME, for steps 05 and 06]' >&2; exit 2; }
 	@tests/check $(STEP) $(or $(SERVER),./step$(shell printf '%02d' $(STEP) 2>/dev/null)) $(if $(PART),--part '$(PART)')
 
-bench: step06 ## measure step 06 against nginx with one worker (wrk)
+bench: step06 step07 ## measure steps 06 and 07 against nginx with one worker (wrk)
 	@tests/bench
 
 clean: ## remove what make built
@@ -112,7 +114,7 @@ $(foreach e,$(EXPERIMENTS),$(eval $(call EXPERIMENT_RULES,$(e))))
 # Proving the servers hold: fuzzing, sanitizers, valgrind, fault and load
 # tests, static checks. book/d-tested.md says what each found.
 .PHONY: fuzz memcheck faults lint
-FUZZ_STEPS := 05 06
+FUZZ_STEPS := 05 06 07
 FUZZ_SECONDS ?= 60
 FUZZ_CC ?= clang
 # The fuzz target includes a whole server.c: its main, renamed step_main,
@@ -124,7 +126,7 @@ FUZZERS := $(addprefix build/fuzz/parse,$(FUZZ_STEPS))
 define FUZZ_RULES
 build/fuzz/parse$(1): tests/fuzz/parse.c $(call step_source,$(1))
 	@mkdir -p $$(@D)
-	$$(FUZZ_CC) $$(FUZZ_CFLAGS) $(if $(filter 06,$(1)),-DSTEP_RESPONDS) \
+	$$(FUZZ_CC) $$(FUZZ_CFLAGS) $(if $(filter 06 07,$(1)),-DSTEP_RESPONDS) $(if $(filter 07,$(1)),-DSTEP_KEEPS_ALIVE) \
 		-DSTEP_SOURCE='"$$(abspath $(call step_source,$(1)))"' -o $$@ $$<
 endef
 $(foreach n,$(FUZZ_STEPS),$(eval $(call FUZZ_RULES,$(n))))
@@ -136,10 +138,10 @@ export ASAN_OPTIONS ?= detect_leaks=1:strict_string_checks=1:halt_on_error=1
 export UBSAN_OPTIONS ?= print_stacktrace=1:halt_on_error=1
 endif
 
-fuzz: $(FUZZERS) ## fuzz the parser of steps 05 and 06, FUZZ_SECONDS (60) each
+fuzz: $(FUZZERS) ## fuzz the parser of steps 05 to 07, FUZZ_SECONDS (60) each
 	@tests/fuzz/run $(FUZZ_SECONDS) $(FUZZERS)
 
-faults: step05 step06 ## slow, silent, rude and malformed clients, and load (20 s)
+faults: step05 step06 step07 ## slow, silent, rude and malformed clients, and load (30 s)
 	@tests/faults
 
 memcheck: all ## the tests and make faults with every server under valgrind

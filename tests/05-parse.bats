@@ -13,7 +13,8 @@ load helpers
 # Sends REQUEST (bytes, not a format) one byte at a time, a few ms apart,
 # then waits for the server to close the connection. Notes what happened;
 # fails, through fail_because, if the server closed before the end or kept
-# the connection open after it.
+# the connection open after it. (The requests ask it to close: from step
+# 07 on, the server would otherwise keep the connection.)
 #   send_byte_by_byte REQUEST
 send_byte_by_byte() {
     local request=$1 fd i try
@@ -48,7 +49,9 @@ logged_line() {
 
 # Sends each request (a printf format) on its own connection, and checks
 # that the server logged its request line as sent, not a rejection; reports
-# every request that fails, not the first only.
+# every request that fails, not the first only. (The HTTP/1.1 requests ask
+# to close: from step 07 on, the server would keep the connection open,
+# and raw_request would wait for it to close.)
 #   expect_request_lines SECTION FORMAT EXPECTED-LINE [FORMAT EXPECTED-LINE]...
 expect_request_lines() {
     local section=$1 count=0 failed=0 line
@@ -85,7 +88,7 @@ rejected_in_log() {
 # bats test_tags=ladder,part:head
 @test "waits for a head that comes byte by byte, and closes the connection after its empty line" {
     start_server listening 0
-    send_byte_by_byte $'GET /'"$(random_word)"$' HTTP/1.1\r\nHost: x\r\nX-Slow: yes\r\n\r\n'
+    send_byte_by_byte $'GET /'"$(random_word)"$' HTTP/1.1\r\nHost: x\r\nX-Slow: yes\r\nConnection: close\r\n\r\n'
 }
 
 # bats test_tags=part:head
@@ -102,7 +105,7 @@ rejected_in_log() {
     [ "$waited" -le 12 ] ||
         fail_because "a timeout of a few seconds (REQUEST_TIMEOUT_SECONDS)" "the server waited $waited s" \
             "$(by_hand "nc 127.0.0.1 8080")" "book/05-parse.md, section 'Reading with a deadline'"
-    send_byte_by_byte $'GET / HTTP/1.1\r\nHost: x\r\n\r\n'
+    send_byte_by_byte $'GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'
     wait_for_count '^accepted ' 2 >/dev/null ||
         fail_because "'accepted ...' for the client after the silent one" "$(server_state)" \
             "$(by_hand "nc 127.0.0.1 8080 & curl http://127.0.0.1:8080/")"
@@ -124,7 +127,7 @@ rejected_in_log() {
     start_server listening 0
     local path
     path=/$(random_word)
-    send_byte_by_byte $'GET '"$path"$' HTTP/1.1\r\nHost: x\r\n\r\n'
+    send_byte_by_byte $'GET '"$path"$' HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'
     wait_for_log "^request: GET $path HTTP/1\.1\$" >/dev/null ||
         fail_because "'request: GET $path HTTP/1.1' when the request comes byte by byte" \
             "$(tail -n 3 "$LOG")" \
@@ -180,7 +183,7 @@ rejected_in_log() {
     start_server listening 0
     local body first second request
     body=$(random_word)$(random_word | head -c $((RANDOM % 10)))
-    request="POST / HTTP/1.1\\r\\nHost: x\\r\\nContent-Length: ${#body}\\r\\n\\r\\n$body"
+    request="POST / HTTP/1.1\\r\\nHost: x\\r\\nContent-Length: ${#body}\\r\\nConnection: close\\r\\n\\r\\n$body"
     raw_request "$request" >/dev/null
     wait_for_log "^body: ${#body} bytes\$" >/dev/null ||
         fail_because "'body: ${#body} bytes' for a body sent in the same write as the head" \
@@ -212,15 +215,15 @@ rejected_in_log() {
     local path
     path=/$(random_word)
     expect_request_lines 'The request target, and Host' \
-        "GET http://example.com$path HTTP/1.1\\r\\nHost: example.com\\r\\n\\r\\n" \
+        "GET http://example.com$path HTTP/1.1\\r\\nHost: example.com\\r\\nConnection: close\\r\\n\\r\\n" \
         "GET http://example.com$path HTTP/1.1" \
-        "GET http://127.0.0.1:8080$path?q=1 HTTP/1.1\\r\\nHost: 127.0.0.1:8080\\r\\n\\r\\n" \
+        "GET http://127.0.0.1:8080$path?q=1 HTTP/1.1\\r\\nHost: 127.0.0.1:8080\\r\\nConnection: close\\r\\n\\r\\n" \
         "GET http://127.0.0.1:8080$path?q=1 HTTP/1.1" \
-        'GET http://example.com?q=1 HTTP/1.1\r\nHost: example.com\r\n\r\n' \
+        'GET http://example.com?q=1 HTTP/1.1\r\nHost: example.com\r\nConnection: close\r\n\r\n' \
         'GET http://example.com?q=1 HTTP/1.1' \
-        'HEAD HTTP://EXAMPLE.COM HTTP/1.1\r\nHost: example.com\r\n\r\n' \
+        'HEAD HTTP://EXAMPLE.COM HTTP/1.1\r\nHost: example.com\r\nConnection: close\r\n\r\n' \
         'HEAD HTTP://EXAMPLE.COM HTTP/1.1' \
-        'GET http://[::1]:8080/ HTTP/1.1\r\nHost: other.example\r\n\r\n' \
+        'GET http://[::1]:8080/ HTTP/1.1\r\nHost: other.example\r\nConnection: close\r\n\r\n' \
         'GET http://[::1]:8080/ HTTP/1.1'
 }
 
@@ -228,12 +231,12 @@ rejected_in_log() {
 @test "takes every valid kind of Host: a name, an IPv4 or IPv6 address, a port, nothing" {
     start_server listening 0
     expect_request_lines 'The request target, and Host' \
-        'GET / HTTP/1.1\r\nHost: example.com\r\n\r\n' 'GET / HTTP/1.1' \
-        'GET /a HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n\r\n' 'GET /a HTTP/1.1' \
-        'GET /b HTTP/1.1\r\nHost: [2001:db8::1]:8080\r\n\r\n' 'GET /b HTTP/1.1' \
-        'GET /c HTTP/1.1\r\nHost: xn--bcher-kva.example:\r\n\r\n' 'GET /c HTTP/1.1' \
-        'GET /d HTTP/1.1\r\nHost: my%%20host\r\n\r\n' 'GET /d HTTP/1.1' \
-        'GET /e HTTP/1.1\r\nHost:\r\n\r\n' 'GET /e HTTP/1.1'
+        'GET / HTTP/1.1\r\nHost: example.com\r\nConnection: close\r\n\r\n' 'GET / HTTP/1.1' \
+        'GET /a HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nConnection: close\r\n\r\n' 'GET /a HTTP/1.1' \
+        'GET /b HTTP/1.1\r\nHost: [2001:db8::1]:8080\r\nConnection: close\r\n\r\n' 'GET /b HTTP/1.1' \
+        'GET /c HTTP/1.1\r\nHost: xn--bcher-kva.example:\r\nConnection: close\r\n\r\n' 'GET /c HTTP/1.1' \
+        'GET /d HTTP/1.1\r\nHost: my%%20host\r\nConnection: close\r\n\r\n' 'GET /d HTTP/1.1' \
+        'GET /e HTTP/1.1\r\nHost:\r\nConnection: close\r\n\r\n' 'GET /e HTTP/1.1'
 }
 
 # bats test_tags=part:request-line
@@ -242,15 +245,15 @@ rejected_in_log() {
     local path
     path=/$(random_word)
     expect_request_lines 'Finding the end of the head' \
-        "\\r\\nGET $path HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n" "GET $path HTTP/1.1" \
-        "\\r\\n\\r\\n\\r\\nPOST $path HTTP/1.1\\r\\nHost: x\\r\\nContent-Length: 2\\r\\n\\r\\nok" \
+        "\\r\\nGET $path HTTP/1.1\\r\\nHost: x\\r\\nConnection: close\\r\\n\\r\\n" "GET $path HTTP/1.1" \
+        "\\r\\n\\r\\n\\r\\nPOST $path HTTP/1.1\\r\\nHost: x\\r\\nContent-Length: 2\\r\\nConnection: close\\r\\n\\r\\nok" \
         "POST $path HTTP/1.1"
 }
 
 # bats test_tags=part:body
 @test "reads the body of a request that comes after empty lines" {
     start_server listening 0
-    raw_request '\r\n\r\nPOST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nok' >/dev/null
+    raw_request '\r\n\r\nPOST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok' >/dev/null
     wait_for_log '^body: 2 bytes$' >/dev/null ||
         fail_because "'body: 2 bytes' after empty lines and a POST" "$(tail -n 2 "$LOG")" \
             "$(raw_command '\r\n\r\nPOST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nok')" \
@@ -261,14 +264,14 @@ rejected_in_log() {
 @test "takes HTTP/1.2, which is read as HTTP/1.1" {
     start_server listening 0
     expect_request_lines 'Parsing the head' \
-        'GET / HTTP/1.2\r\nHost: x\r\n\r\n' 'GET / HTTP/1.2'
+        'GET / HTTP/1.2\r\nHost: x\r\nConnection: close\r\n\r\n' 'GET / HTTP/1.2'
 }
 
 # bats test_tags=ladder,part:target
 @test "takes OPTIONS *, in HTTP/1.1 and HTTP/1.0" {
     start_server listening 0
     expect_request_lines 'The request target, and Host' \
-        'OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n' 'OPTIONS * HTTP/1.1' \
+        'OPTIONS * HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n' 'OPTIONS * HTTP/1.1' \
         'OPTIONS * HTTP/1.0\r\n\r\n' 'OPTIONS * HTTP/1.0'
 }
 
@@ -278,8 +281,8 @@ rejected_in_log() {
 @test "rejects * with another method than OPTIONS, and a URL without a valid http host, with 400" {
     start_server listening 0
     expect_request_lines 'The request target, and Host' \
-        'GET http://example.com/ HTTP/1.1\r\nHost: example.com\r\n\r\n' 'GET http://example.com/ HTTP/1.1' \
-        'OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n' 'OPTIONS * HTTP/1.1' || return 1
+        'GET http://example.com/ HTTP/1.1\r\nHost: example.com\r\nConnection: close\r\n\r\n' 'GET http://example.com/ HTTP/1.1' \
+        'OPTIONS * HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n' 'OPTIONS * HTTP/1.1' || return 1
     REQUESTS_SENT=2
     check_malformed_requests target rejected_in_log
 }
@@ -287,7 +290,7 @@ rejected_in_log() {
 # bats test_tags=part:body
 @test "reads a Content-Length with leading zeros, and takes chunked last, empty list elements aside, as 501" {
     start_server listening 0
-    raw_request 'POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 0005\r\n\r\nhello' 2 >/dev/null
+    raw_request 'POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 0005\r\nConnection: close\r\n\r\nhello' 2 >/dev/null
     wait_for_log '^body: 5 bytes$' >/dev/null ||
         fail_because "'body: 5 bytes' for Content-Length: 0005" "$(tail -n 2 "$LOG")" \
             "$(raw_command 'POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 0005\r\n\r\nhello')" \

@@ -33,14 +33,16 @@ response_characters() {
             "curl -i http://127.0.0.1:8080/" "book/06-respond.md, section 'What a response looks like'"
 }
 
+# From step 07 on, the server keeps the connection open unless the client
+# asks it to close: so the request asks, and the answer must agree.
 # bats test_tags=ladder,part:response
 @test "every response has Date, Content-Type, a true Content-Length and Connection: close" {
     start_server listening 0
     local target status date length size try head
     for target in / "/$(random_word)" "/%zz"; do
-        status=$(fetch "http://127.0.0.1:$PORT$target")
+        status=$(fetch -H 'Connection: close' "http://127.0.0.1:$PORT$target")
         head="status $status and: $(tr -d '\r' <"$BATS_TEST_TMPDIR/head" | tr '\n' '|')"
-        try="curl -i http://127.0.0.1:8080$target"
+        try="curl -i -H 'Connection: close' http://127.0.0.1:8080$target"
         date=$(field Date)
         [[ $date =~ ^(Mon|Tue|Wed|Thu|Fri|Sat|Sun),\ [0-9]{2}\ [A-Z][a-z]{2}\ [0-9]{4}\ [0-9:]{8}\ GMT$ ]] ||
             fail_because "a Date field in the RFC 9110 format, such as 'Date: Sun, 06 Nov 1994 08:49:37 GMT'" \
@@ -69,7 +71,7 @@ response_characters() {
     [ "$page" -gt 0 ] && [ "$length" = "$page" ] || # what the test compares with, not what it tests
         fail_because "GET / to send the page and its length, first" "Content-Length '$length', $page bytes" \
             "curl -i http://127.0.0.1:8080/" "book/06-respond.md, section 'What a response looks like'"
-    response=$(response_characters 'HEAD / HTTP/1.1\r\nHost: x\r\n\r\n')
+    response=$(response_characters 'HEAD / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n')
     [[ $response == *'2 0 0'* ]] ||
         fail_because "a 200 response to HEAD /" "$(head -c 300 "$BATS_TEST_TMPDIR/answer" | grep . || echo 'no response')" \
             "curl -I http://127.0.0.1:8080/" "book/06-respond.md, section 'What to answer'"
@@ -180,11 +182,12 @@ answered_with() {
             "head -c 300000 /dev/zero | curl -i -H 'Expect:' --data-binary @- http://127.0.0.1:8080/" \
             "book/06-respond.md, section 'Closing without losing the response'"
     local response
-    response=$(raw_request "GET / HTTP/1.1\r\nHost: x\r\n\r\n$(head -c 100000 /dev/zero | tr '\0' x)" |
+    # (It asks to close: from step 07 on, what follows would be the next request.)
+    response=$(raw_request "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n$(head -c 100000 /dev/zero | tr '\0' x)" |
         tr -d '\r' | tail -n 1)
     [ "$response" = '<h1>hello world</h1>' ] ||
         fail_because "the whole page, though the client sent 100000 more bytes after its request" \
-            "'${response:0:80}'" "(printf 'GET / HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n'; head -c 100000 /dev/zero) | nc 127.0.0.1 8080" \
+            "'${response:0:80}'" "(printf 'GET / HTTP/1.1\\r\\nHost: x\\r\\nConnection: close\\r\\n\\r\\n'; head -c 100000 /dev/zero) | nc 127.0.0.1 8080" \
             "book/06-respond.md, section 'Closing without losing the response'"
 }
 
@@ -239,7 +242,9 @@ answered_with() {
     start_server listening 0
     local request response allow
     local try="curl -i -X OPTIONS --request-target '*' http://127.0.0.1:8080/" hint="book/06-respond.md, section 'OPTIONS *'"
-    for request in 'OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n' 'OPTIONS / HTTP/1.1\r\nHost: x\r\n\r\n'; do
+    # (Connection: close: from step 07 on, the server would keep the connection.)
+    for request in 'OPTIONS * HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n' \
+        'OPTIONS / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'; do
         response=$(raw_request "$request" | tr -d '\r')
         allow=$(sed -n 's/^Allow: //Ip' <<<"$response")
         [[ $response == 'HTTP/1.1 200 '* ]] ||
@@ -253,7 +258,7 @@ answered_with() {
         [[ $response != *$'\n\n'?* ]] ||
             fail_because "no content after the head, for '$request'" "$(tr '\n' '|' <<<"$response")" "$try" "$hint"
     done
-    response=$(raw_request 'PUT / HTTP/1.1\r\nHost: x\r\n\r\n' | tr -d '\r')
+    response=$(raw_request 'PUT / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n' | tr -d '\r')
     [[ $(sed -n 's/^Allow: //Ip' <<<"$response") == *OPTIONS* ]] ||
         fail_because "the same Allow, with OPTIONS, in a 405" "$(tr '\n' '|' <<<"${response:-nothing}")" \
             "curl -i -X PUT http://127.0.0.1:8080/" "book/06-respond.md, section 'OPTIONS *'"
@@ -273,7 +278,7 @@ answered_with() {
             "curl -i --proxy http://127.0.0.1:8080 http://example.com/" \
             "book/05-parse.md, section 'The request target, and Host'"
     local response
-    response=$(raw_request 'GET HTTP://EXAMPLE.COM:8080 HTTP/1.1\r\nHost: elsewhere.example\r\n\r\n' |
+    response=$(raw_request 'GET HTTP://EXAMPLE.COM:8080 HTTP/1.1\r\nHost: elsewhere.example\r\nConnection: close\r\n\r\n' |
         tr -d '\r' | tail -n 1)
     [ "$response" = '<h1>hello world</h1>' ] ||
         fail_because "the hello page for GET HTTP://EXAMPLE.COM:8080 (an empty path is /), with another Host" \

@@ -217,6 +217,49 @@ use_answer() {
     done
 }
 
+# Sends a printf format over one connection, in one write, and prints what
+# comes back until the server closes, without CRs, for WAIT_SECONDS at most.
+converse() {
+    local fd
+    # shellcheck disable=SC2059 # the format is the point
+    printf -- "$1" >"$BATS_TEST_TMPDIR/request"
+    exec {fd}<>"/dev/tcp/127.0.0.1/$PORT"
+    { cat "$BATS_TEST_TMPDIR/request" >&"$fd"; } 2>/dev/null || true
+    timeout "$WAIT_SECONDS" cat <&"$fd" 2>/dev/null | tr -d '\r' || true
+    exec {fd}>&-
+}
+
+# bats test_tags=exercise
+@test "07-keep-alive-field: each response that keeps the connection says Keep-Alive: timeout and max" {
+    use_answer 07-keep-alive-field
+    start_server listening 0
+    local request='GET / HTTP/1.1\r\nHost: x\r\n\r\nGET /x HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'
+    local fields
+    fields=$(converse "$request" | awk '/^HTTP\/1\.1 / { if (n++) print k; k = "-" } /^Keep-Alive:/ { k = $0 } END { print k }' |
+        paste -sd '|' -)
+    [[ $fields =~ ^Keep-Alive:\ timeout=[0-9]+,\ max=([0-9]+)\|Keep-Alive:\ timeout=[0-9]+,\ max=([0-9]+)\|-$ ]] &&
+        [ "${BASH_REMATCH[2]}" -eq "$((BASH_REMATCH[1] - 1))" ] ||
+        fail_because "Keep-Alive: timeout=2, max=N on the first response, max=N-1 on the second, none on the last (it closes)" \
+            "'$fields'" "$(raw_command "$request")" "book/07-keepalive.md, section 'Exercises'"
+}
+
+# bats test_tags=exercise
+@test "07-more-follows: responses to pipelined requests go with MSG_MORE, all but the last" {
+    use_answer 07-more-follows
+    start_traced_server sendto,write listening 0
+    local request='GET / HTTP/1.1\r\nHost: x\r\n\r\nGET /x HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'
+    local statuses sends more
+    statuses=$(converse "$request" | sed -n 's/^HTTP\/1\.1 \([0-9]*\) .*/\1/p' | paste -sd ' ' -)
+    wait_for_log '^127\.0\.0\.1:[0-9]+ GET / 200' >/dev/null || true
+    sends=$(grep -Ec '^[0-9]+ +(sendto|write)\([0-9]+, "HTTP/1\.1 ' "$TRACE" || true)
+    more=$(grep -Ec '^[0-9]+ +sendto\([0-9]+, "HTTP/1\.1 .*MSG_MORE' "$TRACE" || true)
+    [ "$statuses" = '200 404 200' ] && [ "$sends" -eq 3 ] && [ "$more" -eq 2 ] ||
+        fail_because "three answers (200 404 200), sent with MSG_MORE but the last" \
+            "answers '$statuses'; $sends sends, $more with MSG_MORE: $(grep -E 'sendto|write\([0-9]+, "HTTP' "$TRACE" | cut -c1-90 | tr '\n' '|')" \
+            "strace -f -e trace=sendto,write $SERVER_NAME 8080 & $(raw_command "$request")" \
+            "book/07-keepalive.md, section 'Exercises'"
+}
+
 # For the tests of tests/apply-patch, from the top of the repository: the
 # first answer's patch and step, in $patch and $step. No server: "try it"
 # is the command alone.
@@ -297,4 +340,12 @@ step_tests_pass() {
 
 @test "06-echo-body passes the tests of steps 01 to 06" {
     step_tests_pass 06-echo-body
+}
+
+@test "07-keep-alive-field passes the tests of steps 01 to 07" {
+    step_tests_pass 07-keep-alive-field
+}
+
+@test "07-more-follows passes the tests of steps 01 to 07" {
+    step_tests_pass 07-more-follows
 }

@@ -2,8 +2,9 @@
 # clients, load, and the server's descriptors and memory from /proc.
 #
 # Environment, besides SERVER and WAIT_SECONDS:
-#   STEP           05 or 06 (tests/faults sets it); step 05 reads and logs
-#                  requests but does not answer them.
+#   STEP           05, 06 or 07 (tests/faults sets it); step 05 reads and
+#                  logs requests but does not answer them; step 07 keeps
+#                  connections open.
 #   LOAD_REQUESTS  requests in the load test (default 10000).
 #   RSS_TOLERANCE_KB  how much the resident set may grow under load
 #                  (default 128 KiB: 32 pages).
@@ -18,6 +19,11 @@ RSS_TOLERANCE_KB=${RSS_TOLERANCE_KB:-128}
 # Step 06 answers; step 05 only logs what it read.
 answers() {
     [ "$((10#$STEP))" -ge 6 ]
+}
+
+# Step 07 keeps a connection open after a response.
+keeps_alive() {
+    [ "$((10#$STEP))" -ge 7 ]
 }
 
 # Runs a command without bats' DEBUG trap, which bats runs before every

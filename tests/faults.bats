@@ -1,7 +1,9 @@
 #!/usr/bin/env bats
 # Fault and load tests: clients that are slow, silent, rude or malformed,
-# and ten thousand requests in a row. They run against step 06 and step 05
-# (which reads requests but does not answer): make faults.
+# and ten thousand requests in a row. They run against steps 07, 06 and 05
+# (which reads requests but does not answer): make faults. The requests
+# that expect the server to close say "Connection: close", which step 07
+# honours and the earlier steps do anyway.
 #
 # Every test ends by checking that the server is still running and that
 # no sanitizer (make faults SANITIZE=1) or valgrind (make memcheck) report
@@ -75,7 +77,7 @@ timed_out_then_next() {
 
 @test "a request sent one byte at a time is served" {
     local request fd answer
-    request=$'GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: yes\r\n\r\n'
+    request=$'GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: yes\r\nConnection: close\r\n\r\n'
     exec {fd}<>"/dev/tcp/127.0.0.1/$PORT"
     untraced send_in_pieces "$fd" 1 0.005 "$request"
     answer=$(timeout "$WAIT_SECONDS" cat <&"$fd" | head -n 1 | tr -d '\r' || true)
@@ -95,7 +97,7 @@ timed_out_then_next() {
 @test "a request split across many writes, head and body, is read in full" {
     local body fd chunk=37 message answer
     body=$(head -c 3000 /dev/zero | tr '\0' 'b')
-    message=$'POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 3000\r\n\r\n'$body
+    message=$'POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 3000\r\nConnection: close\r\n\r\n'$body
     exec {fd}<>"/dev/tcp/127.0.0.1/$PORT"
     untraced send_in_pieces "$fd" "$chunk" 0.002 "$message"
     answer=$(timeout "$WAIT_SECONDS" cat <&"$fd" | tail -n 1 || true)
@@ -113,7 +115,7 @@ timed_out_then_next() {
 }
 
 hang_up_in_every_way() {
-    local i fd request=$'GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n' garbage
+    local i fd request=$'GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n' garbage
     garbage=$(head -c 100000 /dev/zero | tr '\0' 'g')
     for ((i = 0; i < 10; i++)); do
         # before: connect and close, with FIN then with RST
@@ -323,4 +325,100 @@ send_flood() {
         fail_because "VmRSS within $RSS_TOLERANCE_KB KiB of $rss_before KiB" "$rss_after KiB" "make faults"
         return 1
     fi
+}
+
+# Step 07 keeps connections open: an idle one must not hold the server for
+# longer than KEEPALIVE_TIMEOUT, and must end without a 408.
+@test "an idle keep-alive connection is closed after the keep-alive timeout, then the next client is served" {
+    keeps_alive || skip "step $STEP closes after every response"
+    local fd started took answer
+    exec {fd}<>"/dev/tcp/127.0.0.1/$PORT"
+    printf 'GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n' >&"$fd"
+    started=$(now_ms)
+    answer=$(timeout "$((WAIT_SECONDS + 10))" cat <&"$fd" 2>/dev/null | tr -d '\r' | grep -c '^HTTP/1.1 ' || true)
+    took=$(($(now_ms) - started))
+    exec {fd}>&-
+    report "an idle connection was closed after $took ms, with $answer response(s)"
+    if [ "$answer" -ne 1 ] || ((took < 1000 || took > 8000)); then
+        fail_because "one response, then the close after the keep-alive timeout (a few seconds)" \
+            "$answer responses, closed after $took ms" \
+            "(printf 'GET / HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n'; sleep 20) | nc 127.0.0.1 8080"
+        return 1
+    fi
+    if [ "$(count_log '^closed: idle')" -ne 1 ] || grep -q '^rejected' "$LOG"; then
+        fail_because "one line 'closed: idle ...', and no 'rejected' line" "$(tail -n 2 "$LOG")" \
+            "(printf 'GET / HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n'; sleep 20) | nc 127.0.0.1 8080"
+        return 1
+    fi
+    probe "an idle keep-alive connection" || return 1
+}
+
+# The request timeout starts again with each request: a second request
+# that stops halfway gets its 408, as a first one would.
+@test "a second request that stops halfway is timed out with 408" {
+    keeps_alive || skip "step $STEP closes after the first request"
+    local fd started took statuses
+    exec {fd}<>"/dev/tcp/127.0.0.1/$PORT"
+    printf 'GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\nGET / HTTP/1.1\r\nHo' >&"$fd"
+    started=$(now_ms)
+    statuses=$(timeout "$((WAIT_SECONDS + 10))" cat <&"$fd" 2>/dev/null | tr -d '\r' |
+        sed -n 's/^HTTP\/1\.1 \([0-9]*\) .*/\1/p' | paste -sd ' ' - || true)
+    took=$(($(now_ms) - started))
+    exec {fd}>&-
+    report "a second request that stopped halfway: '$statuses' after $took ms"
+    if [ "$statuses" != '200 408' ] || ((took < 4500 || took > 8000)); then
+        fail_because "200, then 408 after about 5 s (REQUEST_TIMEOUT)" "'$statuses' after $took ms" \
+            "(printf 'GET / HTTP/1.1\\r\\nHost: x\\r\\n\\r\\nGET / HTTP/1.1\\r\\nHo'; sleep 20) | nc 127.0.0.1 8080"
+        return 1
+    fi
+    probe "a second request that stopped halfway" || return 1
+}
+
+# Pipelined requests that arrive in pieces which cut across requests: the
+# bytes left over after one request must be kept for the next.
+@test "pipelined requests in pieces that cut across them are all answered, in order" {
+    keeps_alive || skip "step $STEP answers one request per connection"
+    local fd message='' i statuses expected=''
+    for i in $(seq 1 20); do
+        message+=$'POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 5\r\n\r\nhello'
+        message+=$'GET /'"$i"$' HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n'
+        expected+='200 404 '
+    done
+    message+=$'GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n'
+    expected+=200
+    exec {fd}<>"/dev/tcp/127.0.0.1/$PORT"
+    untraced send_in_pieces "$fd" 13 0.001 "$message"
+    statuses=$(timeout "$WAIT_SECONDS" cat <&"$fd" 2>/dev/null | tr -d '\r' |
+        sed -n 's/^HTTP\/1\.1 \([0-9]*\) .*/\1/p' | paste -sd ' ' - || true)
+    exec {fd}>&-
+    report "41 pipelined requests in writes of 13 bytes: $(wc -w <<<"$statuses") answers"
+    if [ "$statuses" != "$expected" ]; then
+        fail_because "$expected" "'$statuses'" "41 pipelined requests, sent 13 bytes at a time"
+        return 1
+    fi
+}
+
+# A client that pipelines without ever reading: the server answers up to
+# its limit of requests per connection (the answers fit in the socket
+# buffers, so it never blocks in write), then closes, and serves the next.
+@test "a flood of pipelined requests that the client never reads ends at the request limit" {
+    keeps_alive || skip "step $STEP answers one request per connection"
+    local fd i flood=$BATS_TEST_TMPDIR/flood before served
+    for i in $(seq 1 1000); do
+        printf 'GET /%d HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n' "$i"
+    done >"$flood"
+    before=$(count_log '^127\.0\.0\.1:[0-9]+ GET ')
+    exec {fd}<>"/dev/tcp/127.0.0.1/$PORT"
+    { timeout "$WAIT_SECONDS" cat "$flood" >&"$fd"; } 2>/dev/null || true
+    # Done with the connection when the server is back to its descriptors.
+    wait_for_descriptors "$BASELINE_FDS" >/dev/null
+    served=$(($(count_log '^127\.0\.0\.1:[0-9]+ GET ') - before))
+    exec {fd}>&-
+    report "1000 pipelined requests, never read: $served answered on one connection"
+    if ((served < 2 || served >= 1000)); then
+        fail_because "answers up to the limit of requests per connection, then the close" \
+            "$served answered" "for i in \$(seq 1000); do printf 'GET / HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n'; done | nc 127.0.0.1 8080 >/dev/null"
+        return 1
+    fi
+    probe "a flood of pipelined requests" || return 1
 }

@@ -68,7 +68,7 @@ setup() {
 
 @test "every stage has a note that names its chapter and its system call" {
     local n dir
-    for n in 01 02 03 04 05 06; do
+    for n in 01 02 03 04 05 06 07; do
         "$start" "$n" >/dev/null
         dir=$(basename "$(echo "$top"/steps/"$n"-*)")
         grep -q "book/$dir.md" "$WORKSHOP_DIR/$n/README.txt"
@@ -77,9 +77,9 @@ setup() {
     done
 }
 
-@test "a STEP that is not 1 to 6: a usage line and status 2, and nothing written" {
+@test "a STEP that is not 1 to 7: a usage line and status 2, and nothing written" {
     local step
-    for step in '' 0 7 004 four; do
+    for step in '' 0 8 004 four; do
         run "$start" "$step"
         [ "$status" -eq 2 ]
         [[ $output == *usage* ]]

@@ -1,5 +1,5 @@
 /*
- * A libFuzzer target for the request parser of step 05 or step 06.
+ * A libFuzzer target for the request parser of step 05, 06 or 07.
  *
  * It fuzzes the step's own code, not a copy: the Makefile passes the
  * step's server.c as STEP_SOURCE, and we include it whole. Its main()
@@ -17,8 +17,13 @@
  *      inside the head (or, for the path of a target in absolute-form, inside
  *      origin_form), the target's form agrees with its method, and the
  *      numbers stay within the step's limits;
- *   4. in step 06, route() for a request that parsed, error_response() for
- *      one that did not, and send_response() into /dev/null.
+ *   4. in steps 06 and 07, route() for a request that parsed,
+ *      error_response() for one that did not, and send_response() into
+ *      /dev/null;
+ *   5. in step 07, before that, whether the request keeps the connection
+ *      open (its Connection fields), which the response then says; and,
+ *      as if the input were pipelined requests, forget_request() of the
+ *      first one must leave exactly the bytes after it.
  * Any broken promise calls abort(), which libFuzzer reports as a crash.
  */
 #define main step_main
@@ -145,7 +150,24 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         rejected(rejection) ? error_response(rejection.status, rejection.reason) : route(&request);
     require(reason_phrase(response.status)[0] != '\0'); /* every status we send has a name */
     require(strlen(response.body) < sizeof response.body - 1); /* never cut short */
+#ifdef STEP_KEEPS_ALIVE
+    if (!rejected(rejection)) {
+        response.keep_alive = wants_keep_alive(&request);
+        require(!response.keep_alive || !has_connection_option(&request, "close"));
+    }
+#endif
     require(send_response(sink, &request, &response) > 0);
+#endif
+#ifdef STEP_KEEPS_ALIVE
+    static struct received received; /* too large for the stack */
+    size_t used = head_length + request.body_length;
+    if (!rejected(rejection) && used <= size) {
+        memcpy(received.bytes, data, size);
+        received.length = size;
+        forget_request(&received, used);
+        require(received.length == size - used);
+        require(memcmp(received.bytes, data + used, received.length) == 0);
+    }
 #endif
     free(head);
     return 0;
