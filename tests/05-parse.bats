@@ -3,10 +3,10 @@
 # head, parses it, reads a Content-Length body, and prints what it found.
 # Malformed or oversized requests are rejected, with a reason in the log.
 #
-# The stage comes in four parts (tests/workshop/parts), and each test is
+# The stage comes in five parts (tests/workshop/parts), and each test is
 # tagged with its part, so that `make check STEP=05 PART=N` checks the
-# parts up to N: head, request-line, fields, body. A part's tests need only
-# that part and the ones before it.
+# parts up to N: head, request-line, target, fields, body. A part's tests
+# need only that part and the ones before it.
 
 load helpers
 
@@ -209,7 +209,7 @@ rejected_in_log() {
     check_malformed_requests body rejected_in_log
 }
 
-# bats test_tags=part:request-line
+# bats test_tags=ladder,part:target
 @test "takes a target in absolute-form, with a port, an empty path or an upper-case scheme" {
     start_server listening 0
     local path
@@ -244,7 +244,7 @@ rejected_in_log() {
     start_server listening 0
     local path
     path=/$(random_word)
-    expect_request_lines 'The request target, and Host' \
+    expect_request_lines 'Finding the end of the head' \
         "\\r\\nGET $path HTTP/1.1\\r\\nHost: x\\r\\nConnection: close\\r\\n\\r\\n" "GET $path HTTP/1.1" \
         "\\r\\n\\r\\n\\r\\nPOST $path HTTP/1.1\\r\\nHost: x\\r\\nContent-Length: 2\\r\\nConnection: close\\r\\n\\r\\nok" \
         "POST $path HTTP/1.1"
@@ -261,12 +261,30 @@ rejected_in_log() {
 }
 
 # bats test_tags=part:request-line
-@test "takes OPTIONS * and HTTP/1.2, which is read as HTTP/1.1" {
+@test "takes HTTP/1.2, which is read as HTTP/1.1" {
+    start_server listening 0
+    expect_request_lines 'Parsing the head' \
+        'GET / HTTP/1.2\r\nHost: x\r\nConnection: close\r\n\r\n' 'GET / HTTP/1.2'
+}
+
+# bats test_tags=ladder,part:target
+@test "takes OPTIONS *, in HTTP/1.1 and HTTP/1.0" {
     start_server listening 0
     expect_request_lines 'The request target, and Host' \
         'OPTIONS * HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n' 'OPTIONS * HTTP/1.1' \
-        'OPTIONS * HTTP/1.0\r\n\r\n' 'OPTIONS * HTTP/1.0' \
-        'GET / HTTP/1.2\r\nHost: x\r\nConnection: close\r\n\r\n' 'GET / HTTP/1.2'
+        'OPTIONS * HTTP/1.0\r\n\r\n' 'OPTIONS * HTTP/1.0'
+}
+
+# A server that took only paths would reject these too: it must take a
+# good URL and OPTIONS * first, so that each 400 below is for what is wrong.
+# bats test_tags=part:target
+@test "rejects * with another method than OPTIONS, and a URL without a valid http host, with 400" {
+    start_server listening 0
+    expect_request_lines 'The request target, and Host' \
+        'GET http://example.com/ HTTP/1.1\r\nHost: example.com\r\nConnection: close\r\n\r\n' 'GET http://example.com/ HTTP/1.1' \
+        'OPTIONS * HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n' 'OPTIONS * HTTP/1.1' || return 1
+    REQUESTS_SENT=2
+    check_malformed_requests target rejected_in_log
 }
 
 # bats test_tags=part:body

@@ -485,10 +485,10 @@ malformed_requests() {
 400	fields	GET / HTTP/1.1\r\nHost: example.com:80a\r\n\r\n
 400	fields	GET / HTTP/1.1\r\nHost: [::g]:80\r\n\r\n
 400	fields	GET / HTTP/1.1\r\nHost: user@example.com\r\n\r\n
-400	request-line	GET http://:80/ HTTP/1.1\r\nHost: x\r\n\r\n
-400	request-line	GET ftp://example.com/ HTTP/1.1\r\nHost: x\r\n\r\n
-400	request-line	GET http://user@example.com/ HTTP/1.1\r\nHost: x\r\n\r\n
-400	request-line	GET * HTTP/1.1\r\nHost: x\r\n\r\n
+400	target	GET http://:80/ HTTP/1.1\r\nHost: x\r\n\r\n
+400	target	GET ftp://example.com/ HTTP/1.1\r\nHost: x\r\n\r\n
+400	target	GET http://user@example.com/ HTTP/1.1\r\nHost: x\r\n\r\n
+400	target	GET * HTTP/1.1\r\nHost: x\r\n\r\n
 400	fields	GET / HTTP/1.2\r\n\r\n
 400	request-line	\r\n\r\n\r\n\r\n\r\n\r\n\r\n\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n
 400	fields	GET / HTTP/1.1\r\n Host: x\r\n\r\n

@@ -65,7 +65,11 @@ part_has_its_own_green() {
     part_has_its_own_green 05 request-line
 }
 
-@test "05 part 3, fields: green for its tests, red for part 4's" {
+@test "05 part 3, target: green for its tests, red for part 4's" {
+    part_has_its_own_green 05 target
+}
+
+@test "05 part 4, fields: green for its tests, red for part 5's" {
     part_has_its_own_green 05 fields
 }
 

@@ -217,7 +217,7 @@ plan_rows() {
 @test "tests/check --part: a part that does not exist, or a step without parts, is a usage error" {
     run "$top/tests/check" 05 "$top/step05" --part nothing
     [ "$status" -eq 2 ]
-    [[ $output == *"its parts are: 1=head 2=request-line 3=fields 4=body"* ]]
+    [[ $output == *"its parts are: 1=head 2=request-line 3=target 4=fields 5=body"* ]]
     [[ $output == *"usage: tests/check STEP [SERVER] [--part PART]"* ]]
     PART=1 run "$top/tests/check" 04 "$top/step04"
     [ "$status" -eq 2 ]
