@@ -416,11 +416,18 @@ send_flood() {
     for i in $(seq 1 1000); do
         printf 'GET /%d HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n' "$i"
     done >"$flood"
+    local reaped
     before=$(count_log '^127\.0\.0\.1:[0-9]+ GET ')
+    reaped=$(count_log '^child [0-9]+ (exited|killed)')
     exec {fd}<>"/dev/tcp/127.0.0.1/$PORT"
     { timeout "$WAIT_SECONDS" cat "$flood" >&"$fd"; } 2>/dev/null || true
-    # Done with the connection when the server is back to its descriptors.
+    # Done with the connection when the server is back to its descriptors;
+    # from step 08 on, whose server never holds the connection, when it has
+    # reaped the child that served it.
     wait_for_descriptors "$BASELINE_FDS" >/dev/null
+    if forks; then
+        wait_for_count '^child [0-9]+ (exited|killed)' "$((reaped + 1))" >/dev/null || true
+    fi
     served=$(($(count_log '^127\.0\.0\.1:[0-9]+ GET ') - before))
     exec {fd}>&-
     report "1000 pipelined requests, never read: $served answered on one connection"
