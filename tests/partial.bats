@@ -10,15 +10,32 @@
 
 top=$(cd "$BATS_TEST_DIRNAME/.." && pwd)
 
-# Builds tests/partial/NAME.patch into build/partial/NAME.
+# Builds tests/partial/NAME.patch into build/partial/NAME. For stage 05,
+# the patched step loses the items of the later parts, and builds with
+# -Werror: so the server is the one the chapter's instructions make.
 build_partial() {
     local patch=$top/tests/partial/$1.patch dir=$top/build/partial source
+    local step=${1%%-*} part
+    part=$(awk -F'\t' -v step="$step" -v name="${1#*-}" '$1 == step && $3 == name { print $2 }' "$top/tests/workshop/parts")
     source=$(sed -n '1s/^--- \([^[:space:]]*\).*/\1/p' "$patch")
     mkdir -p "$dir"
     # Made again only when the patch or its step changed since.
     if [ ! "$dir/$1" -nt "$patch" ] || [ ! "$dir/$1" -nt "$top/$source" ]; then
         "$top/tests/apply-patch" "$top/$source" "$patch" "$dir/$1.c" >&2 || return 1
-        ${CC:-cc} -std=c17 -O0 -g -w -o "$dir/$1" "$dir/$1.c" >&2 || return 1
+        if [ "$step" = 05 ]; then
+            # What the book's chapter has a reader type by the end of the
+            # part: step 04, and only the items (tests/workshop/parts) of
+            # this part and the ones before it, with the lines the patch
+            # leaves out; it must build as the reader's does (-Werror).
+            mv "$dir/$1.c" "$dir/$1.whole.c"
+            "$top/tests/workshop/part-lines" "$step" --up-to "$part" "$dir/$1.whole.c" >"$dir/$1.c" || return 1
+            ${CC:-cc} -std=c17 -Wall -Wextra -Wpedantic -Werror -O0 -g -o "$dir/$1" "$dir/$1.c" >&2 || {
+                echo "the server that book/05-parse.md has a reader write up to part $part ($dir/$1.c) does not build" >&2
+                return 1
+            }
+        else
+            ${CC:-cc} -std=c17 -O0 -g -w -o "$dir/$1" "$dir/$1.c" >&2 || return 1
+        fi
     fi
 }
 
