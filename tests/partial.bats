@@ -28,7 +28,7 @@ build_partial() {
             # this part and the ones before it, with the lines the patch
             # leaves out; it must build as the reader's does (-Werror).
             mv "$dir/$1.c" "$dir/$1.whole.c"
-            "$top/tests/workshop/part-lines" "$step" --up-to "$part" "$dir/$1.whole.c" >"$dir/$1.c" || return 1
+            "$top/tests/workshop/part-lines" "$step" --up-to "$part" "$dir/$1.whole.c" | cat -s >"$dir/$1.c" || return 1
             ${CC:-cc} -std=c17 -Wall -Wextra -Wpedantic -Werror -O0 -g -o "$dir/$1" "$dir/$1.c" >&2 || {
                 echo "the server that book/05-parse.md has a reader write up to part $part ($dir/$1.c) does not build" >&2
                 return 1
