@@ -52,7 +52,7 @@ fail_because() {
             head -c 600 <<<"$2" | sed '1s/^/but:       /; 2,$s/^/           /'
         fi
         echo "try it:    $(time_limited "$try")"
-        echo "hint:      ${4:-$(test_hint)}"
+        echo "hint:      $(with_built_page "${4:-$(test_hint)}")"
         if [ -z "${NO_SERVER_LOG:-}" ] && [ -n "$LOG" ] && [ -s "$LOG" ]; then
             echo "the server printed (last lines):"
             tail -n 30 "$LOG" | sed 's/^/    | /'
@@ -60,6 +60,25 @@ fail_because() {
     } >&2
     : >"$BATS_TEST_TMPDIR/explained"
     return 1
+}
+
+# A hint names a section of a chapter's source, book/NN-name.md, which has
+# no code in it (book/include.lua puts the code in when `make book` builds
+# it): adds the page and anchor of the built chapter, where the code is.
+#   with_built_page "book/05-parse.md, section 'Part 1: the head'"
+#   -> ... (built: build/book/html/05-parse.html#part-1-the-head, by make book)
+with_built_page() {
+    local hint=$1 q="'"
+    local pattern="book/([0-9a-z-]+)\.md, section $q([^$q]+)$q"
+    if [[ $hint =~ $pattern ]]; then
+        local page=${BASH_REMATCH[1]} anchor
+        # pandoc's identifier for a heading: lower case, no punctuation but
+        # - _ ., a - for each space, from the first letter on.
+        anchor=$(tr '[:upper:]' '[:lower:]' <<<"${BASH_REMATCH[2]}" |
+            sed -e 's/[^a-z0-9 _.-]//g' -e 's/ /-/g' -e 's/^[^a-z]*//')
+        hint+=" (built: build/book/html/$page.html#$anchor, by make book)"
+    fi
+    echo "$hint"
 }
 
 # Gives every client and server in a "try it" command a time limit, so that
