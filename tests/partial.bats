@@ -107,3 +107,43 @@ part_has_its_own_green() {
     done
     [ -z "$missing" ] || { echo "no tests/partial/NAME.patch for:$missing" >&2; return 1; }
 }
+
+# The chapter and tests/workshop/parts (whose items README.txt's "Add:"
+# lists) name the same pieces for each part: what a part's section of
+# book/05-parse.md shows is what the part's partial server has.
+@test "each part of chapter 05 shows the items that tests/workshop/parts gives it" {
+    local step=05 chapter=$top/book/05-parse.md source=$top/steps/05-parse/server.c
+    local number name items shown wrong=''
+    while IFS=$'\t' read -r number name items; do
+        # The regions its section includes or diffs: "struct request" is
+        # request, "enum { NO_RESPONSE" is NO_RESPONSE, "enum {" the limits.
+        shown=$(awk -v n="$number" '/^## /{ inside = index($0, "## Part " n ":") == 1 } inside' "$chapter" |
+            grep -o 'region="[^"]*"' | sed 's/^region="//; s/"$//' | tr ',' '\n' |
+            sed 's/^ *//; s/^struct //; s/^enum { \([A-Z]\)/\1/')
+        local item
+        for item in $shown; do
+            [ "$item" = '{' ] || [ "$item" = enum ] && continue
+            # A region that changes a function of the step before: a rule of the part.
+            grep -qx -- "$item" <<<"$(tr ' ' '\n' <<<"$items" | sed 's|/.*||')" ||
+                wrong+=$'\n'"part $number shows $item, which tests/workshop/parts does not give it"
+        done
+        for item in $items; do
+            [[ $item == */* ]] && continue
+            grep -qx -- "$item" <<<"$shown" && continue
+            # A limit, in the enum that part shows whole.
+            [[ $item =~ ^[A-Z_]+$ ]] && grep -q 'region="enum {"' <<<"$(awk -v n="$number" '/^## /{ inside = index($0, "## Part " n ":") == 1 } inside' "$chapter")" && continue
+            # Inside a region it shows, as book/include.lua finds it: from
+            # its first line to the next } at column 0 (or that line alone,
+            # if it ends with a ;).
+            if awk -v item="$item" -v shown="$(tr '\n' ' ' <<<"$shown")" '
+                BEGIN { n = split(shown, names, " "); for (i = 1; i <= n; i++) wanted[names[i]] = 1 }
+                function named(line,   i) { for (i in wanted) if (line ~ ("[ *]" i "[ (\\[=]") || line ~ ("^struct " i " ")) return 1; return 0 }
+                /^[a-z]/ && named($0) { open = 1; if (/;$/) single = 1 }
+                open && /^[a-z]/ && $0 ~ ("[ *]" item "[ (\\[=]") { found = 1 }
+                open && (/^}/ || single) { open = 0; single = 0 }
+                END { exit !found }' "$source"; then continue; fi
+            wrong+=$'\n'"tests/workshop/parts gives part $number $item, which its section of the chapter does not show"
+        done
+    done < <(awk -F'\t' -v step="$step" '$1 == step { print $2 "\t" $3 "\t" $7 }' "$top/tests/workshop/parts")
+    [ -z "$wrong" ] || { echo "book/05-parse.md and tests/workshop/parts disagree:$wrong" >&2; return 1; }
+}
