@@ -113,8 +113,8 @@ part_has_its_own_green() {
 # book/05-parse.md shows is what the part's partial server has.
 @test "each part of chapter 05 shows the items that tests/workshop/parts gives it" {
     local step=05 chapter=$top/book/05-parse.md source=$top/steps/05-parse/server.c
-    local number name items shown wrong=''
-    while IFS=$'\t' read -r number name items; do
+    local number items shown wrong=''
+    while IFS=$'\t' read -r number _ items; do
         # The regions its section includes or diffs: "struct request" is
         # request, "enum { NO_RESPONSE" is NO_RESPONSE, "enum {" the limits.
         shown=$(awk -v n="$number" '/^## /{ inside = index($0, "## Part " n ":") == 1 } inside' "$chapter" |
