@@ -467,7 +467,7 @@ field() {
 #   malformed_requests [PART]   (only that part's, with PART)
 malformed_requests() {
     awk -F'\t' -v part="${1:-}" 'part == "" || $2 == part' <<'REQUESTS'
-400	request-line	no HTTP version (HTTP/0.9)	GET /\r\n\r\n
+400	request-line	no HTTP version, as in HTTP/0.9	GET /\r\n\r\n
 400	request-line	a fourth word in the request line	GET / HTTP/1.1 extra\r\nHost: x\r\n\r\n
 400	request-line	lines end in LF, not CR LF	GET / HTTP/1.1\nHost: x\n\n
 400	request-line	a target that is no path	GET nowhere HTTP/1.1\r\nHost: x\r\n\r\n
