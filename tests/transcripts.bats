@@ -20,9 +20,11 @@
     if ! difference=$(diff book/transcripts/tools.txt <(book/transcript --tools)); then
         skip "the transcripts were made with other versions of curl, strace, ...: $(tr '\n' ' ' <<<"$difference")"
     fi
-    if ! book/transcript --all "$now" 2>"$BATS_TEST_TMPDIR/errors"; then
+    local status=0
+    book/transcript --all "$now" 2>"$BATS_TEST_TMPDIR/errors" || status=$?
+    if [ "$status" -ne 0 ]; then
         echo "expected:  every scene of book/transcript plays" >&2
-        echo "but:       $(cat "$BATS_TEST_TMPDIR/errors")" >&2
+        echo "but:       it exited with status $status: $(cat "$BATS_TEST_TMPDIR/errors")" >&2
         echo "try it:    make all && book/transcript SCENE" >&2
         return 1
     fi
