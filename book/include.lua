@@ -33,10 +33,12 @@ what to show, and this filter replaces it when the book is built:
 
 A chapter teaches a step in pieces, each shown once. Each listing of a
 step's code says where its lines go, among what the reader has typed
-so far (the step before, and the listings above it in the chapter):
-"new, after `read_head`", "new, between `next_line` and
-`parse_request_line`", "in `enum {`:
-add the + lines". A chapter can say it its own way, with
+so far (the step before, and the listings above it in the chapter),
+between the nearest declarations or banners above and below it:
+"new, between `next_line` and `parse_request_line`", "new, between
+`read_head` and the banner `/* ==== The body, and the whole request
+==== */`", "in `enum {`: add the + lines". A chapter can say it its
+own way, with
 where="new, in place of `wait_for_interrupt`". The first piece of a
 section the step adds comes with the section's banner comment,
 /* ==== Connections ==== */.
@@ -327,34 +329,51 @@ local function join_names(names)
   return table.concat(quoted, ", ", 1, #quoted - 1) .. " and " .. quoted[#quoted]
 end
 
--- Where a new declaration goes, among those the reader already has:
--- between the ones above and below it in its section, or after the one
--- above, or before the one below, or else after the last one above it.
-local function place_of(path, old_set, start)
+-- Where a new declaration goes, among what the reader already has: the
+-- declarations and the banners that the step before or the listings
+-- above typed. It names the nearest one above it and the nearest one
+-- below, "between `next_line` and `parse_request_line`", so that the
+-- place is one place even when several pieces came after the same one;
+-- a banner is named by its text, "between `read_head` and the banner
+-- `/* ==== The body, and the whole request ==== */`". A declaration that
+-- brings its section's banner (new_banner, that banner's line) goes
+-- there "with its banner".
+local function place_of(path, old_set, start, new_banner)
   local map = file_map(path)
-  local section = map.section[start]
+  local lines = read_lines(path)
+  local mine = typed_in(path)
   local above, below
-  for _, declaration in ipairs(map.declarations) do
-    if reader_has(path, old_set, declaration.line) then
-      if declaration.line < start then
-        above = declaration
-      elseif declaration.line > start and not below then
-        below = declaration
-      end
+  local function consider(line, name)
+    if line < start and (not above or line > above.line) then
+      above = { line = line, name = name }
+    elseif line > start and (not below or line < below.line) then
+      below = { line = line, name = name }
     end
   end
-  local above_here = above and map.section[above.line] == section
-  local below_here = below and map.section[below.line] == section
-  if above_here and below_here then
-    return "between " .. code_name(above.name) .. " and " .. code_name(below.name)
-  elseif above_here then
-    return "after " .. code_name(above.name)
-  elseif below_here then
-    return "before " .. code_name(below.name)
-  elseif above then
-    return "after " .. code_name(above.name)
+  for _, declaration in ipairs(map.declarations) do
+    if reader_has(path, old_set, declaration.line) then
+      consider(declaration.line, code_name(declaration.name))
+    end
   end
-  return "after the includes"
+  for i, line in ipairs(lines) do
+    if is_banner(line) and i ~= new_banner and (old_set[line] or mine.banners[i]) then
+      consider(i, "the banner " .. code_name(line))
+    end
+  end
+  local place
+  if above and below then
+    place = "between " .. above.name .. " and " .. below.name
+  elseif above then
+    place = "after " .. above.name
+  elseif below then
+    place = "before " .. below.name
+  else
+    place = "after the includes"
+  end
+  if new_banner then
+    return "with its banner, " .. place
+  end
+  return place
 end
 
 -- The ranges an include shows, and where they go: each region, with its
@@ -369,9 +388,10 @@ local function include_ranges(path, names)
   local ranges, new_places, changed, same = {}, {}, {}, {}
   for _, name in ipairs(names) do
     local first, last, start = must_find_region(lines, name, path)
-    local banner = map.section[start]
+    local banner, new_banner = map.section[start], nil
     if banner > 0 and not old_set[lines[banner]] and not mine.banners[banner] then
       mine.banners[banner] = true
+      new_banner = banner
       ranges[#ranges + 1] = { banner, banner }
     end
     ranges[#ranges + 1] = { first, last }
@@ -379,7 +399,7 @@ local function include_ranges(path, names)
       local old_first, old_last = find_region(old, name, previous)
       if not old_first then
         if #new_places == 0 then
-          new_places[1] = place_of(path, old_set, start)
+          new_places[1] = place_of(path, old_set, start, new_banner)
         end
       elseif table.concat(old, "\n", old_first, old_last) ~= table.concat(lines, "\n", first, last) then
         changed[#changed + 1] = name

@@ -23,7 +23,7 @@ load helpers
     state=$(ss -ltnH "sport = :$PORT")
     [[ $state == LISTEN*"127.0.0.1:$PORT"* ]] ||
         fail_because "'ss -ltn' to list 127.0.0.1:$PORT in state LISTEN" "${state:-nothing listed}" \
-            "$SERVER_NAME 0 & ss -ltn" "book/03-listen.md, section 'Look inside'"
+            "$(by_hand "ss -ltn")" "book/03-listen.md, section 'Look inside'"
 }
 
 @test "a client can connect: the kernel completes the handshake" {

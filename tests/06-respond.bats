@@ -16,10 +16,41 @@ response_characters() {
     raw_request "$1" | od -An -c | tr -s ' \n' ' '
 }
 
+# The line of a response's head that does not end in CR LF, numbered,
+# its characters shown by od(1); "no head" if no line ends the head; or
+# nothing if every line of the head, the empty one too, ends in CR LF.
+#   head_line_without_crlf FILE
+head_line_without_crlf() {
+    awk 'BEGIN { RS = "\n" }
+        $0 == "\r" { ended = 1; exit }
+        !/\r$/ { bad = NR; exit }
+        END {
+            if (bad) print bad
+            else if (!ended) print "no head"
+        }' "$1" | while read -r number; do
+        if [ ! -s "$1" ]; then
+            echo "no response: $(curl_said)"
+        elif [ "$number" = "no head" ]; then
+            echo "no empty line (CR LF) ended the head; what came: $(head -c 200 "$1" | od -An -c | tr -s ' \n' ' ')"
+        else
+            echo "line $number: $(sed -n "${number}p" "$1" | head -c 80 | od -An -c | tr -s ' \n' ' ')"
+        fi
+    done
+}
+
+# Every line of the head ends in CR LF, the empty line too: a client that
+# looks for CR LF CR LF would wait for ever, and curl, which takes LF too,
+# would hide the mistake from the other checks.
 # bats test_tags=ladder,part:response
 @test "GET / answers 200 with the hello world page as text/html" {
     start_server listening 0
-    local status body
+    local status body bad
+    raw_request 'GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n' >/dev/null
+    bad=$(head_line_without_crlf "$BATS_TEST_TMPDIR/answer")
+    [ -z "$bad" ] ||
+        fail_because "every line of the response's head to end in CR LF (\\r\\n), and the empty line that ends it too" \
+            "$bad" "$(raw_command 'GET / HTTP/1.1\r\nHost: x\r\n\r\n') | od -c | head" \
+            "book/06-respond.md, section 'What a response looks like': each line ends in CR LF, \"\\r\\n\" in C, not \"\\n\" alone"
     status=$(fetch "http://127.0.0.1:$PORT/")
     [ "$status" = 200 ] ||
         fail_because "status 200 for GET /" "status '$status': $(curl_said)" \
@@ -188,6 +219,28 @@ answered_with() {
     [ "$response" = '<h1>hello world</h1>' ] ||
         fail_because "the whole page, though the client sent 100000 more bytes after its request" \
             "'${response:0:80}'" "(printf 'GET / HTTP/1.1\\r\\nHost: x\\r\\nConnection: close\\r\\n\\r\\n'; head -c 100000 /dev/zero) | nc 127.0.0.1 8080" \
+            "book/06-respond.md, section 'Closing without losing the response'"
+}
+
+# Unread bytes make close(2) send a reset, which can destroy the response
+# before the client reads it; on loopback the client is quick enough to
+# read it first, so only a trace shows that the server closed with care:
+# shutdown(2) of its side, then close(2).
+# bats test_tags=ladder,part:close
+@test "shuts down its side before it closes a connection with bytes left unread (strace)" {
+    start_traced_server shutdown,close listening 0
+    local request fd closes
+    request="GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n$(random_word) and more that nobody reads"
+    raw_request "$request" >/dev/null
+    fd=$(wait_for_log '^accepted .* on fd [0-9]+$' | sed 's/.* on fd //')
+    # The server closes after the client does, or after its linger: wait for it.
+    local deadline=$((SECONDS + WAIT_SECONDS + 1))
+    while ! grep -Eq "close\(${fd:-x}\) " "$TRACE" && ((SECONDS < deadline)); do sleep 0.02; done
+    closes=$(grep -E "(shutdown|close)\(${fd:-x}[,)]" "$TRACE" | sed -E 's/^[0-9]+ +//; s/\) += /) = /' | paste -sd' ')
+    [[ $closes == *"shutdown($fd, SHUT_WR) = 0"*"close($fd) = 0"* ]] ||
+        fail_because "shutdown($fd, SHUT_WR), then close($fd), for a connection whose request was followed by bytes the server did not read" \
+            "${closes:-no close of fd ${fd:-N} in the trace}" \
+            "strace -e trace=shutdown,close $SERVER_NAME 8080 & sleep 0.5; printf 'GET / HTTP/1.1\\r\\nHost: x\\r\\nConnection: close\\r\\n\\r\\nmore' | nc 127.0.0.1 8080; kill \$!" \
             "book/06-respond.md, section 'Closing without losing the response'"
 }
 

@@ -91,9 +91,13 @@ render() {
     render plain '.c include="steps/05-parse/server.c" region="receive_more"' \
         '.c include="steps/05-parse/server.c" region="find_head_end, read_head"'
     local out=$BATS_TEST_TMPDIR/out
-    grep -q 'new, after close_connection' "$out"
+    # The captions, each on one line (plain text wraps them).
+    local captions
+    captions=$(grep -A1 '^new, ' "$out" | tr '\n' ' ' | tr -s ' ')
+    # With the banner it brings, between the nearest things the reader has.
+    grep -q 'new, with its banner, between close_connection and the banner /\* ==== Running the server ==== \*/' <<<"$captions"
     grep -q '/\* ==== Reading a request ==== \*/' "$out"
-    grep -q 'new, after receive_more' "$out"
+    grep -q 'new, between receive_more and the banner /\* ==== Running the server ==== \*/' <<<"$captions"
     grep -q 'static size_t find_head_end(' "$out"
     grep -q 'static struct rejection read_head(' "$out"
 }

@@ -1,5 +1,5 @@
 #!/usr/bin/env bats
-# Every failure explains itself: servers broken in the five ways a
+# Every failure explains itself: servers broken in the ways a
 # participant most often breaks them (tests/broken/*.patch, each against
 # the step it breaks) fail the steps' tests, and every failing test prints
 # expected / but / try it / hint, with the signal when the server crashed.
@@ -113,6 +113,26 @@ every_try_has_a_time_limit() {
 @test "a wrong status: step 06's tests explain it" {
     run_broken wrong-status 'any.other.path.is.404'
     every_failure_explained '404 for /'
+}
+
+@test "a body taken on Content-Length's word, with one read: step 05's tests explain it" {
+    run_broken body-read-once 'body.until.it.has.all'
+    every_failure_explained "closed before the end of the request"
+}
+
+@test "field values not trimmed: step 05's tests explain it" {
+    run_broken no-trim 'header.fields.it.parsed'
+    every_failure_explained "without the spaces and tab around the value"
+}
+
+@test "a head whose lines end in LF alone: step 06's tests say CR LF first" {
+    run_broken lf-head 'GET./.answers.200'
+    every_failure_explained "every line of the response's head to end in CR LF"
+}
+
+@test "a plain close with bytes left unread: step 06's trace shows it" {
+    run_broken plain-close 'shuts.down.its.side'
+    every_failure_explained "SHUT_WR., then close"
 }
 
 @test "a command that fails outside fail_because still explains itself" {

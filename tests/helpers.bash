@@ -52,7 +52,7 @@ fail_because() {
             head -c 600 <<<"$2" | sed '1s/^/but:       /; 2,$s/^/           /'
         fi
         echo "try it:    $(time_limited "$try")"
-        echo "hint:      ${4:-$(test_hint)}"
+        echo "hint:      $(with_built_page "${4:-$(test_hint)}")"
         if [ -z "${NO_SERVER_LOG:-}" ] && [ -n "$LOG" ] && [ -s "$LOG" ]; then
             echo "the server printed (last lines):"
             tail -n 30 "$LOG" | sed 's/^/    | /'
@@ -60,6 +60,25 @@ fail_because() {
     } >&2
     : >"$BATS_TEST_TMPDIR/explained"
     return 1
+}
+
+# A hint names a section of a chapter's source, book/NN-name.md, which has
+# no code in it (book/include.lua puts the code in when `make book` builds
+# it): adds the page and anchor of the built chapter, where the code is.
+#   with_built_page "book/05-parse.md, section 'Part 1: the head'"
+#   -> ... (built: build/book/html/05-parse.html#part-1-the-head, by make book)
+with_built_page() {
+    local hint=$1 q="'"
+    local pattern="book/([0-9a-z-]+)\.md, section $q([^$q]+)$q"
+    if [[ $hint =~ $pattern ]]; then
+        local page=${BASH_REMATCH[1]} anchor
+        # pandoc's identifier for a heading: lower case, no punctuation but
+        # - _ ., a - for each space, from the first letter on.
+        anchor=$(tr '[:upper:]' '[:lower:]' <<<"${BASH_REMATCH[2]}" |
+            sed -e 's/[^a-z0-9 _.-]//g' -e 's/ /-/g' -e 's/^[^a-z]*//')
+        hint+=" (built: build/book/html/$page.html#$anchor, by make book)"
+    fi
+    echo "$hint"
 }
 
 # Gives every client and server in a "try it" command a time limit, so that
@@ -112,6 +131,12 @@ part_field() {
     awk -F'\t' -v step="$1" -v part="$2" -v field="$3" \
         '$1 == step && ($2 == part || $3 == part) { print $field; exit }' \
         "$BATS_TEST_DIRNAME/workshop/parts"
+}
+
+# The command that runs these tests again, as the reader ran them: with
+# the part, when tests/check was given one (it sets CHECK_PART).
+check_command() {
+    echo "tests/check ${STEP:-NN} $SERVER_NAME${CHECK_PART:+ --part $CHECK_PART}"
 }
 
 # A command line that shows a failure by hand: it starts the server on
@@ -340,7 +365,7 @@ explain_unexplained_failure() {
     [ ! -s "$BATS_TEST_TMPDIR/exchange" ] || exchange="; last, $(cat "$BATS_TEST_TMPDIR/exchange")"
     # tests/check splits BATS_FLAGS at spaces: the filter has none.
     try=$(cat "$BATS_TEST_TMPDIR/try" 2>/dev/null) ||
-        try="BATS_FLAGS='--filter $(head -c 40 <<<"$BATS_TEST_DESCRIPTION" | tr -c '[:alnum:]\n' .)' tests/check ${STEP:-NN} $SERVER_NAME"
+        try="BATS_FLAGS='--filter $(head -c 40 <<<"$BATS_TEST_DESCRIPTION" | tr -c '[:alnum:]\n' .)' $(check_command)"
     fail_because "what the test's name says: $BATS_TEST_DESCRIPTION" \
         "$(server_state)$exchange" "$try" 2>&1 || true
 }
@@ -458,46 +483,47 @@ field() {
 # The malformed requests and what the server must make of them, one per
 # line, separated by tabs: the status code (step 05 logs it, step 06
 # answers with it); the part of stage 05 that rejects it
-# (tests/workshop/parts); the request, as a printf format; and for the long
-# ones, the length and the character of a filler that takes its place at %s.
+# (tests/workshop/parts); what is wrong with it, in a few words, for the
+# failure to show; the request, as a printf format; and for the long ones,
+# the length and the character of a filler that takes its place at %s.
 #   malformed_requests [PART]   (only that part's, with PART)
 malformed_requests() {
     awk -F'\t' -v part="${1:-}" 'part == "" || $2 == part' <<'REQUESTS'
-400	request-line	GET /\r\n\r\n
-400	request-line	GET / HTTP/1.1 extra\r\nHost: x\r\n\r\n
-400	request-line	GET / HTTP/1.1\nHost: x\n\n
-400	request-line	GET nowhere HTTP/1.1\r\nHost: x\r\n\r\n
-505	request-line	GET / HTTP/2.0\r\nHost: x\r\n\r\n
-414	request-line	GET /%s HTTP/1.1\r\nHost: x\r\n\r\n	3000	a
-400	fields	GET / HTTP/1.1\r\n\r\n
-400	fields	GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n
-400	fields	GET / HTTP/1.1\r\nHost : x\r\n\r\n
-400	fields	GET / HTTP/1.1\r\nHost: x\r\n folded\r\n\r\n
-400	fields	GET / HTTP/1.1\r\nHost: x\r\nX: a\001b\r\n\r\n
-431	fields	GET / HTTP/1.1\r\nHost: x\r\nX-Long: %s\r\n\r\n	5000	b
-400	body	GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 5x\r\n\r\n
-400	body	POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd
-400	body	POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n
-501	body	POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n
-413	body	POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999\r\n\r\n
-400	fields	GET / HTTP/1.1\r\nHost: a b\r\n\r\n
-400	fields	GET / HTTP/1.1\r\nHost: a:80:80\r\n\r\n
-400	fields	GET / HTTP/1.1\r\nHost: example.com:80a\r\n\r\n
-400	fields	GET / HTTP/1.1\r\nHost: [::g]:80\r\n\r\n
-400	fields	GET / HTTP/1.1\r\nHost: user@example.com\r\n\r\n
-400	target	GET http://:80/ HTTP/1.1\r\nHost: x\r\n\r\n
-400	target	GET ftp://example.com/ HTTP/1.1\r\nHost: x\r\n\r\n
-400	target	GET http://user@example.com/ HTTP/1.1\r\nHost: x\r\n\r\n
-400	target	GET * HTTP/1.1\r\nHost: x\r\n\r\n
-400	fields	GET / HTTP/1.2\r\n\r\n
-400	request-line	\r\n\r\n\r\n\r\n\r\n\r\n\r\n\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n
-400	fields	GET / HTTP/1.1\r\n Host: x\r\n\r\n
-400	fields	GET / HTTP/1.1\r\nHost: x\r\nX: a\rb\r\n\r\n
-400	body	POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5, 5\r\n\r\nhello
-400	body	POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n
-400	body	POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n
-400	request-line	GET / http/1.1\r\nHost: x\r\n\r\n
-400	fields	GET / HTTP/1.1\r\nHost: x\r\nX: a\000b\r\n\r\n
+400	request-line	no HTTP version, as in HTTP/0.9	GET /\r\n\r\n
+400	request-line	a fourth word in the request line	GET / HTTP/1.1 extra\r\nHost: x\r\n\r\n
+400	request-line	lines end in LF, not CR LF	GET / HTTP/1.1\nHost: x\n\n
+400	request-line	a target that is no path	GET nowhere HTTP/1.1\r\nHost: x\r\n\r\n
+505	request-line	HTTP/2.0 in a request line	GET / HTTP/2.0\r\nHost: x\r\n\r\n
+414	request-line	too long a target	GET /%s HTTP/1.1\r\nHost: x\r\n\r\n	3000	a
+400	fields	no Host	GET / HTTP/1.1\r\n\r\n
+400	fields	two Hosts	GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n
+400	fields	a space before the colon	GET / HTTP/1.1\r\nHost : x\r\n\r\n
+400	fields	a folded line (obs-fold)	GET / HTTP/1.1\r\nHost: x\r\n folded\r\n\r\n
+400	fields	a control character in a value	GET / HTTP/1.1\r\nHost: x\r\nX: a\001b\r\n\r\n
+431	fields	too long a field line	GET / HTTP/1.1\r\nHost: x\r\nX-Long: %s\r\n\r\n	5000	b
+400	body	a Content-Length that is no number	GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 5x\r\n\r\n
+400	body	two different Content-Lengths	POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd
+400	body	both Content-Length and Transfer-Encoding	POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n
+501	body	chunked, which the server does not read	POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n
+413	body	too large a body	POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999\r\n\r\n
+400	fields	a space in Host	GET / HTTP/1.1\r\nHost: a b\r\n\r\n
+400	fields	two ports in Host	GET / HTTP/1.1\r\nHost: a:80:80\r\n\r\n
+400	fields	a port that is no number	GET / HTTP/1.1\r\nHost: example.com:80a\r\n\r\n
+400	fields	a bad IPv6 address in Host	GET / HTTP/1.1\r\nHost: [::g]:80\r\n\r\n
+400	fields	user information in Host	GET / HTTP/1.1\r\nHost: user@example.com\r\n\r\n
+400	target	a URL without a host	GET http://:80/ HTTP/1.1\r\nHost: x\r\n\r\n
+400	target	a URL that is not http	GET ftp://example.com/ HTTP/1.1\r\nHost: x\r\n\r\n
+400	target	user information in the URL	GET http://user@example.com/ HTTP/1.1\r\nHost: x\r\n\r\n
+400	target	* with another method than OPTIONS	GET * HTTP/1.1\r\nHost: x\r\n\r\n
+400	fields	no Host in HTTP/1.2, read as HTTP/1.1	GET / HTTP/1.2\r\n\r\n
+400	request-line	nine empty lines first, one too many	\r\n\r\n\r\n\r\n\r\n\r\n\r\n\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n
+400	fields	a field line that starts with a space	GET / HTTP/1.1\r\n Host: x\r\n\r\n
+400	fields	a lone CR in a value	GET / HTTP/1.1\r\nHost: x\r\nX: a\rb\r\n\r\n
+400	body	a list in Content-Length	POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5, 5\r\n\r\nhello
+400	body	Transfer-Encoding in HTTP/1.0	POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n
+400	body	chunked is not the last coding	POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n
+400	request-line	a version in lower case	GET / http/1.1\r\nHost: x\r\n\r\n
+400	fields	a NUL byte in a value	GET / HTTP/1.1\r\nHost: x\r\nX: a\000b\r\n\r\n
 REQUESTS
 }
 
@@ -505,11 +531,12 @@ REQUESTS
 # with CHECK, and reports every one that fails, not the first only.
 #   check_malformed_requests PART CHECK
 # CHECK STATUS FORMAT [FILLER-LENGTH FILLER-CHARACTER] runs after
-# the request before it; it fails through fail_because.
+# the request before it; it fails through fail_because, and listed_request
+# shows the request with what is wrong with it (LISTED_REASON).
 check_malformed_requests() {
     local part=$1 check=$2 status _part format length character count=0 failed=0 total
     total=$(malformed_requests "$part" | grep -c .)
-    while IFS=$'\t' read -r status _part format length character; do
+    while IFS=$'\t' read -r status _part LISTED_REASON format length character; do
         count=$((count + 1))
         if [ -n "$(server_ended)" ]; then
             fail_because "an answer to each of the $total requests" \
@@ -520,22 +547,25 @@ check_malformed_requests() {
         NO_SERVER_LOG=1 "$check" "$status" "$format" ${length:+"$length" "$character"} ||
             failed=$((failed + 1))
     done < <(malformed_requests "$part")
+    LISTED_REASON=
     # An empty list would check nothing, and pass.
     [ "$count" -gt 0 ] || fail_because "malformed requests of part '$part' to check" \
         "the list in tests/helpers.bash has none" "grep '$part' tests/helpers.bash" || return 1
     [ "$failed" -eq 0 ] ||
         fail_because "the right status for all $total malformed requests of part '${part:-all}'" \
             "$failed of them did not get it: each is explained above" \
-            "tests/check ${STEP:-NN} $SERVER_NAME${part:+ --part $part}"
+            "$(check_command)"
 }
 
-# A request from that list, as a "for the request ..." phrase shows it.
+# A request from that list, as a "for the request ..." phrase shows it,
+# with what is wrong with it (check_malformed_requests sets LISTED_REASON).
 #   listed_request FORMAT [FILLER-LENGTH FILLER-CHARACTER]
 listed_request() {
+    local reason=${LISTED_REASON:+" ($LISTED_REASON)"}
     if [ $# -eq 3 ]; then
-        echo "'$1' (%s: $2 times '$3')"
+        echo "'$1'$reason (%s: $2 times '$3')"
     else
-        echo "'$1'"
+        echo "'$1'$reason"
     fi
 }
 

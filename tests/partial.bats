@@ -1,6 +1,8 @@
 #!/usr/bin/env bats
 # Each part has its own green: a server written up to part N of a stage
-# (tests/partial/STEP-PART.patch: the book's step without the later parts)
+# (tests/partial/STEP-PART.patch: the book's step without the later parts'
+# lines; for stage 05, also without their functions and types, so that it
+# is what book/05-parse.md has a reader type, and builds with -Werror)
 # passes the stage's tests of part N, and fails the tests tagged ladder of
 # part N+1. So a part's tests need only that part and the ones before it.
 # (The tests of parts 1 to N-1 pass on the server written up to N-1, and
@@ -10,15 +12,32 @@
 
 top=$(cd "$BATS_TEST_DIRNAME/.." && pwd)
 
-# Builds tests/partial/NAME.patch into build/partial/NAME.
+# Builds tests/partial/NAME.patch into build/partial/NAME. For stage 05,
+# the patched step loses the items of the later parts, and builds with
+# -Werror: so the server is the one the chapter's instructions make.
 build_partial() {
     local patch=$top/tests/partial/$1.patch dir=$top/build/partial source
+    local step=${1%%-*} part
+    part=$(awk -F'\t' -v step="$step" -v name="${1#*-}" '$1 == step && $3 == name { print $2 }' "$top/tests/workshop/parts")
     source=$(sed -n '1s/^--- \([^[:space:]]*\).*/\1/p' "$patch")
     mkdir -p "$dir"
     # Made again only when the patch or its step changed since.
     if [ ! "$dir/$1" -nt "$patch" ] || [ ! "$dir/$1" -nt "$top/$source" ]; then
         "$top/tests/apply-patch" "$top/$source" "$patch" "$dir/$1.c" >&2 || return 1
-        ${CC:-cc} -std=c17 -O0 -g -w -o "$dir/$1" "$dir/$1.c" >&2 || return 1
+        if [ "$step" = 05 ]; then
+            # What the book's chapter has a reader type by the end of the
+            # part: step 04, and only the items (tests/workshop/parts) of
+            # this part and the ones before it, with the lines the patch
+            # leaves out; it must build as the reader's does (-Werror).
+            mv "$dir/$1.c" "$dir/$1.whole.c"
+            "$top/tests/workshop/part-lines" "$step" --up-to "$part" "$dir/$1.whole.c" | cat -s >"$dir/$1.c" || return 1
+            ${CC:-cc} -std=c17 -Wall -Wextra -Wpedantic -Werror -O0 -g -o "$dir/$1" "$dir/$1.c" >&2 || {
+                echo "the server that book/05-parse.md has a reader write up to part $part ($dir/$1.c) does not build" >&2
+                return 1
+            }
+        else
+            ${CC:-cc} -std=c17 -O0 -g -w -o "$dir/$1" "$dir/$1.c" >&2 || return 1
+        fi
     fi
 }
 
@@ -77,8 +96,15 @@ part_has_its_own_green() {
     part_has_its_own_green 06 response
 }
 
+# On loopback, the client reads the whole response before a plain close's
+# reset arrives: only the trace of the close tells a server without part 3.
 @test "06 part 2, route: green for its tests, red for part 3's" {
     part_has_its_own_green 06 route
+    grep -q '^not ok .*shuts down its side before it closes' "$BATS_TEST_TMPDIR/tap" || {
+        echo "a server written up to part route of stage 06, which closes with close(2) alone, passes the test of the careful close:" >&2
+        cat "$BATS_TEST_TMPDIR/tap" >&2
+        return 1
+    }
 }
 
 @test "every part but the last has a server written up to it here" {
@@ -89,4 +115,44 @@ part_has_its_own_green() {
         done < <(parts_of "$step" | sed '$d')
     done
     [ -z "$missing" ] || { echo "no tests/partial/NAME.patch for:$missing" >&2; return 1; }
+}
+
+# The chapter and tests/workshop/parts (whose items README.txt's "Add:"
+# lists) name the same pieces for each part: what a part's section of
+# book/05-parse.md shows is what the part's partial server has.
+@test "each part of chapter 05 shows the items that tests/workshop/parts gives it" {
+    local step=05 chapter=$top/book/05-parse.md source=$top/steps/05-parse/server.c
+    local number items shown wrong=''
+    while IFS=$'\t' read -r number _ items; do
+        # The regions its section includes or diffs: "struct request" is
+        # request, "enum { NO_RESPONSE" is NO_RESPONSE, "enum {" the limits.
+        shown=$(awk -v n="$number" '/^## /{ inside = index($0, "## Part " n ":") == 1 } inside' "$chapter" |
+            grep -o 'region="[^"]*"' | sed 's/^region="//; s/"$//' | tr ',' '\n' |
+            sed 's/^ *//; s/^struct //; s/^enum { \([A-Z]\)/\1/')
+        local item
+        for item in $shown; do
+            [ "$item" = '{' ] || [ "$item" = enum ] && continue
+            # A region that changes a function of the step before: a rule of the part.
+            grep -qx -- "$item" <<<"$(tr ' ' '\n' <<<"$items" | sed 's|/.*||')" ||
+                wrong+=$'\n'"part $number shows $item, which tests/workshop/parts does not give it"
+        done
+        for item in $items; do
+            [[ $item == */* ]] && continue
+            grep -qx -- "$item" <<<"$shown" && continue
+            # A limit, in the enum that part shows whole.
+            [[ $item =~ ^[A-Z_]+$ ]] && grep -q 'region="enum {"' <<<"$(awk -v n="$number" '/^## /{ inside = index($0, "## Part " n ":") == 1 } inside' "$chapter")" && continue
+            # Inside a region it shows, as book/include.lua finds it: from
+            # its first line to the next } at column 0 (or that line alone,
+            # if it ends with a ;).
+            if awk -v item="$item" -v shown="$(tr '\n' ' ' <<<"$shown")" '
+                BEGIN { n = split(shown, names, " "); for (i = 1; i <= n; i++) wanted[names[i]] = 1 }
+                function named(line,   i) { for (i in wanted) if (line ~ ("[ *]" i "[ (\\[=]") || line ~ ("^struct " i " ")) return 1; return 0 }
+                /^[a-z]/ && named($0) { open = 1; if (/;$/) single = 1 }
+                open && /^[a-z]/ && $0 ~ ("[ *]" item "[ (\\[=]") { found = 1 }
+                open && (/^}/ || single) { open = 0; single = 0 }
+                END { exit !found }' "$source"; then continue; fi
+            wrong+=$'\n'"tests/workshop/parts gives part $number $item, which its section of the chapter does not show"
+        done
+    done < <(awk -F'\t' -v step="$step" '$1 == step { print $2 "\t" $3 "\t" $7 }' "$top/tests/workshop/parts")
+    [ -z "$wrong" ] || { echo "book/05-parse.md and tests/workshop/parts disagree:$wrong" >&2; return 1; }
 }

@@ -147,13 +147,23 @@ setup() {
 
 # The plan's table, as it is in FILE: its rows, one a line.
 plan_rows() {
-    grep -E '^\| (Welcome|0[1-6] [a-z]|Exercises|Wrap-up|Total)' "$1"
+    grep -E '^\| (Welcome|0[1-6] [a-z]|Break|Exercises|Wrap-up|Total)' "$1"
 }
 
 @test "the README and the book give the same workshop plan, and it adds up to three hours and to a day" {
     cd "$top"
     diff <(plan_rows README.md) <(plan_rows book/00-introduction.md) || {
         echo "README.md and book/00-introduction.md give different plans (above)" >&2
+        return 1
+    }
+    # Every row is worked, read at home (no minutes: the plan says so), or
+    # left out: a row the session or the day keeps must have its minutes.
+    local odd
+    odd=$(plan_rows README.md | awk -F' *\\| *' '$2 != "Total" &&
+        ($5 !~ /^(write|yes|read at home|)$/ || $6 !~ /^(write|yes|)$/)')
+    [ -z "$odd" ] || {
+        echo "rows whose session or day is not write, yes, 'read at home' or empty:" >&2
+        echo "$odd" >&2
         return 1
     }
     local sums
