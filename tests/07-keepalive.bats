@@ -59,12 +59,15 @@ answer_summary() {
     wait_for_log "^127\.0\.0\.1:[0-9]+ GET $path 404 " >/dev/null || true
     local accepted
     accepted=$(grep -c '^accepted ' "$LOG")
-    [ "$accepted" -eq 1 ] && grep -Eq "^127\.0\.0\.1:[0-9]+ GET / 200 " "$LOG" &&
-        [[ $output == *'Re-using existing connection'* ]] ||
-        fail_because "one 'accepted' line, then 'GET / 200' and 'GET $path 404' on the same connection" \
-            "$accepted 'accepted' lines; curl said: $(grep -E 'Connected|Re-using|Closing' <<<"$output" | tr '\n' '|')" \
-            "$(by_hand "curl -v http://127.0.0.1:8080/ http://127.0.0.1:8080$path")" \
-            "book/07-keepalive.md, section 'Build and run'"
+    local said try hint="book/07-keepalive.md, section 'Build and run'"
+    said="$accepted 'accepted' lines; curl said: $(grep -E 'Connected|Re-using|Closing' <<<"$output" | tr '\n' '|')"
+    try=$(by_hand "curl -v http://127.0.0.1:8080/ http://127.0.0.1:8080$path")
+    [ "$accepted" -eq 1 ] ||
+        fail_because "one 'accepted' line: both requests on one connection" "$said" "$try" "$hint"
+    grep -Eq "^127\.0\.0\.1:[0-9]+ GET / 200 " "$LOG" ||
+        fail_because "'GET / 200' in the log, before 'GET $path 404'" "$said" "$try" "$hint"
+    [[ $output == *'Re-using existing connection'* ]] ||
+        fail_because "curl to say 'Re-using existing connection' for GET $path" "$said" "$try" "$hint"
 }
 
 # bats test_tags=ladder
@@ -77,11 +80,18 @@ answer_summary() {
     request+="GET /$word HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n"
     request+="DELETE / HTTP/1.1\\r\\nHost: x\\r\\nConnection: close\\r\\n\\r\\n"
     converse "$request"
-    [ "$(statuses)" = '200 404 405' ] && [ "$CLOSED" = yes ] &&
-        grep -q "<p>received ${#body} bytes</p>" "$BATS_TEST_TMPDIR/answer" ||
-        fail_because "200 (the POST's ${#body}-byte body), 404 (GET /$word), 405 (DELETE), in that order, then the close" \
-            "$(answer_summary)" "$(raw_command "$request")" \
-            "book/07-keepalive.md, section 'The next request is already here'"
+    local try hint="book/07-keepalive.md, section 'The next request is already here'"
+    try=$(raw_command "$request")
+    [ "$(statuses)" = '200 404 405' ] ||
+        fail_because "200 (the POST's ${#body}-byte body), 404 (GET /$word), 405 (DELETE), in that order" \
+            "$(answer_summary)" "$try" "$hint"
+    grep -q "<p>received ${#body} bytes</p>" "$BATS_TEST_TMPDIR/answer" ||
+        fail_because "the POST's answer to say '<p>received ${#body} bytes</p>'" \
+            "$(grep -a -o '<p>received [^<]*</p>' "$BATS_TEST_TMPDIR/answer" || echo 'no such line'); $(answer_summary)" \
+            "$try" "$hint"
+    [ "$CLOSED" = yes ] ||
+        fail_because "the close after the third answer (the DELETE said Connection: close)" \
+            "$(answer_summary)" "$try" "$hint"
     local order
     order=$(grep -E '^127\.0\.0\.1:[0-9]+ [A-Z]+ ' "$LOG" | cut -d' ' -f2,3 | paste -sd ',' -)
     [ "$order" = "POST /,GET /$word,DELETE /" ] ||
@@ -95,10 +105,16 @@ answer_summary() {
     start_server listening 0
     local request='GET / HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\nConnection: TE, Close\r\n\r\nGET /never HTTP/1.1\r\nHost: x\r\n\r\n'
     converse "$request"
-    [ "$(statuses)" = '200 200' ] && [ "$(connections)" = '- close' ] && [ "$CLOSED" = yes ] ||
-        fail_because "two answers, the second (Connection: TE, Close) with Connection: close, then the close (the third request unanswered)" \
-            "$(answer_summary)" "$(raw_command "$request")" \
-            "book/07-keepalive.md, section 'When to close'"
+    local try hint="book/07-keepalive.md, section 'When to close'"
+    try=$(raw_command "$request")
+    [ "$(statuses)" = '200 200' ] ||
+        fail_because "two answers, 200 200 (the third request, after Connection: TE, Close, unanswered)" \
+            "$(answer_summary)" "$try" "$hint"
+    [ "$(connections)" = '- close' ] ||
+        fail_because "no Connection field on the first answer, Connection: close on the second (it said Connection: TE, Close)" \
+            "$(answer_summary)" "$try" "$hint"
+    [ "$CLOSED" = yes ] ||
+        fail_because "the close after the second answer" "$(answer_summary)" "$try" "$hint"
 }
 
 # bats test_tags=ladder
@@ -106,10 +122,16 @@ answer_summary() {
     start_server listening 0
     local request='GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\nGET / HTTP/1.0\r\n\r\nGET /never HTTP/1.0\r\n\r\n'
     converse "$request"
-    [ "$(statuses)" = '200 200' ] && [ "$(connections)" = 'keep-alive close' ] && [ "$CLOSED" = yes ] ||
-        fail_because "two answers: Connection: keep-alive to the first (it asked), Connection: close to the second, then the close" \
-            "$(answer_summary)" "$(raw_command "$request")" \
-            "book/07-keepalive.md, section 'When to close'"
+    local try hint="book/07-keepalive.md, section 'When to close'"
+    try=$(raw_command "$request")
+    [ "$(statuses)" = '200 200' ] ||
+        fail_because "two answers, 200 200 (the third request, after an HTTP/1.0 request without keep-alive, unanswered)" \
+            "$(answer_summary)" "$try" "$hint"
+    [ "$(connections)" = 'keep-alive close' ] ||
+        fail_because "Connection: keep-alive on the first answer (it asked), Connection: close on the second" \
+            "$(answer_summary)" "$try" "$hint"
+    [ "$CLOSED" = yes ] ||
+        fail_because "the close after the second answer" "$(answer_summary)" "$try" "$hint"
 }
 
 # bats test_tags=ladder
@@ -119,24 +141,34 @@ answer_summary() {
     word=$(random_word)
     request="GET /$word HTTP/1.1\\r\\nHost: x\\r\\n\\r\\nGET / HTTP/1.1 extra\\r\\nHost: x\\r\\n\\r\\nGET / HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n"
     converse "$request"
-    [ "$(statuses)" = '404 400' ] && [ "$(connections)" = '- close' ] && [ "$CLOSED" = yes ] ||
-        fail_because "404 (connection kept), then 400 with Connection: close and the close: after a malformed request, nobody knows where the next one begins" \
-            "$(answer_summary)" "$(raw_command "$request")" \
-            "book/07-keepalive.md, section 'When to close'"
+    local try hint="book/07-keepalive.md, section 'When to close'"
+    try=$(raw_command "$request")
+    [ "$(statuses)" = '404 400' ] ||
+        fail_because "404, then 400 (the third request unanswered: after a malformed request, nobody knows where the next one begins)" \
+            "$(answer_summary)" "$try" "$hint"
+    [ "$(connections)" = '- close' ] ||
+        fail_because "no Connection field on the 404 (connection kept), Connection: close on the 400" \
+            "$(answer_summary)" "$try" "$hint"
+    [ "$CLOSED" = yes ] ||
+        fail_because "the close after the 400" "$(answer_summary)" "$try" "$hint"
 }
 
 # bats test_tags=ladder
 @test "an idle connection is closed after the keep-alive timeout, without a 408" {
     start_server listening 0
     converse 'GET / HTTP/1.1\r\nHost: x\r\n\r\n' 15
-    [ "$(statuses)" = 200 ] && [ "$CLOSED" = yes ] && ((TOOK_MS >= 1000 && TOOK_MS <= 10000)) ||
-        fail_because "one 200, then the connection kept open for the keep-alive timeout (1 to 10 s), then closed with nothing more" \
-            "$(answer_summary)" "(printf 'GET / HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n'; sleep 20) | nc 127.0.0.1 8080" \
-            "book/07-keepalive.md, section 'Two timeouts'"
+    local try="(printf 'GET / HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n'; sleep 20) | nc 127.0.0.1 8080"
+    local hint="book/07-keepalive.md, section 'Two timeouts'"
+    [ "$(statuses)" = 200 ] ||
+        fail_because "one 200, and nothing more (no 408 to an idle connection)" "$(answer_summary)" "$try" "$hint"
+    [ "$CLOSED" = yes ] ||
+        fail_because "the close after the keep-alive timeout (1 to 10 s)" "$(answer_summary)" "$try" "$hint"
+    ((TOOK_MS >= 1000 && TOOK_MS <= 10000)) ||
+        fail_because "the connection kept open for the keep-alive timeout, 1 to 10 s, before the close" \
+            "$(answer_summary)" "$try" "$hint"
     ! grep -q '^rejected' "$LOG" ||
         fail_because "no 'rejected' line: an idle connection between requests is not an error" \
-            "$(grep '^rejected' "$LOG")" "(printf 'GET / HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n'; sleep 20) | nc 127.0.0.1 8080" \
-            "book/07-keepalive.md, section 'Two timeouts'"
+            "$(grep '^rejected' "$LOG")" "$try" "$hint"
 }
 
 # bats test_tags=ladder
@@ -148,10 +180,19 @@ answer_summary() {
     local answered closes
     answered=$(statuses | wc -w)
     closes=$(connections | tr ' ' '\n' | grep -c close || true)
-    [ "$answered" -ge 2 ] && [ "$answered" -lt "$count" ] && [ "$closes" -eq 1 ] &&
-        [ "$(connections | awk '{ print $NF }')" = close ] && [ "$CLOSED" = yes ] ||
-        fail_because "a limit below $count requests: answers up to it, the last with Connection: close, then the close" \
-            "$answered answers, $closes with Connection: close, $([ "$CLOSED" = yes ] && echo closed || echo 'still open')" \
-            "for i in \$(seq $count); do printf 'GET / HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n'; done | nc 127.0.0.1 8080 | grep -c HTTP/1.1" \
-            "book/07-keepalive.md, section 'When to close'"
+    local said
+    said="$answered answers, $closes with Connection: close, $([ "$CLOSED" = yes ] && echo closed || echo 'still open')"
+    local try="for i in \$(seq $count); do printf 'GET / HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n'; done | nc 127.0.0.1 8080 | grep -c HTTP/1.1"
+    local hint="book/07-keepalive.md, section 'When to close'"
+    [ "$answered" -ge 2 ] ||
+        fail_because "at least 2 answers on one connection (the limit is above 1)" "$said" "$try" "$hint"
+    [ "$answered" -lt "$count" ] ||
+        fail_because "a limit below $count requests: fewer than $count answers" "$said" "$try" "$hint"
+    [ "$closes" -eq 1 ] ||
+        fail_because "exactly one answer with Connection: close, the one at the limit" "$said" "$try" "$hint"
+    [ "$(connections | awk '{ print $NF }')" = close ] ||
+        fail_because "Connection: close on the last answer" "$said; the last said '$(connections | awk '{ print $NF }')'" \
+            "$try" "$hint"
+    [ "$CLOSED" = yes ] ||
+        fail_because "the close after the answer at the limit" "$said" "$try" "$hint"
 }

@@ -79,11 +79,15 @@ zombies() {
         left=$(zombies)
     done
     served=$(grep -Ec '^child [0-9]+ serves ' "$LOG" || true)
-    [ "$codes" -eq 200 ] && [ "$served" -eq 200 ] && [ -z "$left" ] ||
-        fail_because "200 answers, 200 'child N serves' lines, then no child of the server in state Z" \
-            "$codes answers, $served 'child N serves' lines, zombies: '${left:-none}'" \
-            "$(by_hand "for i in \$(seq 200); do curl -s -o /dev/null http://127.0.0.1:8080/; done; ps --ppid \$! -o pid,stat")" \
-            "book/08-fork.md, section 'Reaping the children'"
+    local said="$codes answers, $served 'child N serves' lines, zombies: '${left:-none}'"
+    local try hint="book/08-fork.md, section 'Reaping the children'"
+    try=$(by_hand "for i in \$(seq 200); do curl -s -o /dev/null http://127.0.0.1:8080/; done; ps --ppid \$! -o pid,stat")
+    [ "$codes" -eq 200 ] ||
+        fail_because "200 answers with status 200, one per connection" "$said" "$try" "$hint"
+    [ "$served" -eq 200 ] ||
+        fail_because "200 'child N serves' lines: each connection served by a child" "$said" "$try" "$hint"
+    [ -z "$left" ] ||
+        fail_because "no child of the server left in state Z, once all 200 have exited" "$said" "$try" "$hint"
 }
 
 # bats test_tags=ladder
@@ -119,12 +123,20 @@ zombies() {
     waited=${limit_line%%:*}
     exited=$(grep -Enm 1 '^child [0-9]+ (exited|killed)' "$LOG" | cut -d: -f1)
     accepted=$(grep -En '^accepted ' "$LOG" | sed -n "$((limit + 1))p" | cut -d: -f1)
-    [ "$answer" = 'HTTP/1.1 200 OK' ] && [ -n "$exited" ] && [ -n "$accepted" ] &&
-        [ "$waited" -lt "$exited" ] && [ "$exited" -lt "$accepted" ] ||
-        fail_because "with $limit children alive, the next connection accepted only after 'child N exited', then answered" \
-            "answer '$answer'; log lines: limit $waited, first exit ${exited:-none}, accepted #$((limit + 1)) ${accepted:-none}" \
-            "$(by_hand "for i in \$(seq $limit); do exec {fd}<>/dev/tcp/127.0.0.1/8080; done; curl -m 2 http://127.0.0.1:8080/")" \
-            "book/08-fork.md, section 'A limit on children'"
+    local said="answer '$answer'; log lines: limit $waited, first exit ${exited:-none}, accepted #$((limit + 1)) ${accepted:-none}"
+    local try hint="book/08-fork.md, section 'A limit on children'"
+    try=$(by_hand "for i in \$(seq $limit); do exec {fd}<>/dev/tcp/127.0.0.1/8080; done; curl -m 2 http://127.0.0.1:8080/")
+    [ "$answer" = 'HTTP/1.1 200 OK' ] ||
+        fail_because "'HTTP/1.1 200 OK' for the waiting client, once an idle client left" "$said" "$try" "$hint"
+    [ -n "$exited" ] ||
+        fail_because "a line 'child N exited' once the first idle client left" "$said" "$try" "$hint"
+    [ -n "$accepted" ] ||
+        fail_because "an 'accepted' line for connection #$((limit + 1)), the one that waited" "$said" "$try" "$hint"
+    [ "$waited" -lt "$exited" ] ||
+        fail_because "'$limit children: waiting for one to exit' before the first 'child N exited'" "$said" "$try" "$hint"
+    [ "$exited" -lt "$accepted" ] ||
+        fail_because "with $limit children alive, connection #$((limit + 1)) accepted only after 'child N exited'" \
+            "$said" "$try" "$hint"
 }
 
 # bats test_tags=ladder
@@ -137,11 +149,13 @@ zombies() {
     [ -n "$child" ] && kill -KILL "$child"
     line=$(wait_for_log "^child $child killed by signal 9") || true
     code=$(curl -s -m 2 -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PORT/" || true)
-    [ -n "$line" ] && [ "$code" = 200 ] ||
-        fail_because "'child N killed by signal 9' in the log, then 200 for the next client" \
-            "child '${child:-none}', log line '${line:-none}', then curl got '$code'" \
-            "$(by_hand "exec 3<>/dev/tcp/127.0.0.1/8080; sleep 0.2; pkill -KILL -P \$!; curl http://127.0.0.1:8080/")" \
-            "book/08-fork.md, section 'Reaping the children'"
+    local said="child '${child:-none}', log line '${line:-none}', then curl got '$code'"
+    local try hint="book/08-fork.md, section 'Reaping the children'"
+    try=$(by_hand "exec 3<>/dev/tcp/127.0.0.1/8080; sleep 0.2; pkill -KILL -P \$!; curl http://127.0.0.1:8080/")
+    [ -n "$line" ] ||
+        fail_because "'child N killed by signal 9' in the log" "$said" "$try" "$hint"
+    [ "$code" = 200 ] ||
+        fail_because "200 for the next client, after a child was killed" "$said" "$try" "$hint"
 }
 
 @test "each log line is printed once, however many children print" {
@@ -152,11 +166,18 @@ zombies() {
     accepted=$(grep -c '^accepted ' "$LOG" || true)
     distinct=$(grep '^accepted ' "$LOG" | sort -u | wc -l)
     started=$(grep -c '^listening on ' "$LOG" || true)
-    [ "$codes" -eq 50 ] && [ "$accepted" -eq 50 ] && [ "$distinct" -eq 50 ] && [ "$started" -eq 1 ] ||
-        fail_because "50 answers, 50 different 'accepted' lines and one 'listening on' line" \
-            "$codes answers, $accepted 'accepted' lines ($distinct different), $started 'listening on' lines" \
-            "$(by_hand "for i in \$(seq 50); do curl -s -o /dev/null http://127.0.0.1:8080/; done") | sort | uniq -d" \
-            "book/08-fork.md, section 'What fork copies'"
+    local said="$codes answers, $accepted 'accepted' lines ($distinct different), $started 'listening on' lines"
+    local try hint="book/08-fork.md, section 'What fork copies'"
+    try="$(by_hand "for i in \$(seq 50); do curl -s -o /dev/null http://127.0.0.1:8080/; done") | sort | uniq -d"
+    [ "$codes" -eq 50 ] ||
+        fail_because "50 answers with status 200" "$said" "$try" "$hint"
+    [ "$accepted" -eq 50 ] ||
+        fail_because "50 'accepted' lines, one per connection: a line printed once, not again by a child" \
+            "$said" "$try" "$hint"
+    [ "$distinct" -eq 50 ] ||
+        fail_because "50 different 'accepted' lines, none repeated" "$said" "$try" "$hint"
+    [ "$started" -eq 1 ] ||
+        fail_because "one 'listening on' line: a child does not print it again" "$said" "$try" "$hint"
 }
 
 @test "the server's descriptors stay the same after many connections" {

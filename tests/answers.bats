@@ -237,10 +237,14 @@ converse() {
     local fields
     fields=$(converse "$request" | awk '/^HTTP\/1\.1 / { if (n++) print k; k = "-" } /^Keep-Alive:/ { k = $0 } END { print k }' |
         paste -sd '|' -)
-    [[ $fields =~ ^Keep-Alive:\ timeout=[0-9]+,\ max=([0-9]+)\|Keep-Alive:\ timeout=[0-9]+,\ max=([0-9]+)\|-$ ]] &&
-        [ "${BASH_REMATCH[2]}" -eq "$((BASH_REMATCH[1] - 1))" ] ||
-        fail_because "Keep-Alive: timeout=2, max=N on the first response, max=N-1 on the second, none on the last (it closes)" \
-            "'$fields'" "$(raw_command "$request")" "book/07-keepalive.md, section 'Exercises'"
+    local try hint="book/07-keepalive.md, section 'Exercises'"
+    try=$(raw_command "$request")
+    [[ $fields =~ ^Keep-Alive:\ timeout=[0-9]+,\ max=([0-9]+)\|Keep-Alive:\ timeout=[0-9]+,\ max=([0-9]+)\|-$ ]] ||
+        fail_because "Keep-Alive: timeout=2, max=N on the first two responses, none on the last (it closes)" \
+            "'$fields'" "$try" "$hint"
+    [ "${BASH_REMATCH[2]}" -eq "$((BASH_REMATCH[1] - 1))" ] ||
+        fail_because "max=N on the first response, max=N-1 on the second: one request fewer left" \
+            "'$fields'" "$try" "$hint"
 }
 
 # bats test_tags=exercise
@@ -253,11 +257,15 @@ converse() {
     wait_for_log '^127\.0\.0\.1:[0-9]+ GET / 200' >/dev/null || true
     sends=$(grep -Ec '^[0-9]+ +(sendto|write)\([0-9]+, "HTTP/1\.1 ' "$TRACE" || true)
     more=$(grep -Ec '^[0-9]+ +sendto\([0-9]+, "HTTP/1\.1 .*MSG_MORE' "$TRACE" || true)
-    [ "$statuses" = '200 404 200' ] && [ "$sends" -eq 3 ] && [ "$more" -eq 2 ] ||
-        fail_because "three answers (200 404 200), sent with MSG_MORE but the last" \
-            "answers '$statuses'; $sends sends, $more with MSG_MORE: $(grep -E 'sendto|write\([0-9]+, "HTTP' "$TRACE" | cut -c1-90 | tr '\n' '|')" \
-            "strace -f -e trace=sendto,write $SERVER_NAME 8080 & $(raw_command "$request")" \
-            "book/07-keepalive.md, section 'Exercises'"
+    local said try hint="book/07-keepalive.md, section 'Exercises'"
+    said="answers '$statuses'; $sends sends, $more with MSG_MORE: $(grep -E 'sendto|write\([0-9]+, "HTTP' "$TRACE" | cut -c1-90 | tr '\n' '|')"
+    try="strace -f -e trace=sendto,write $SERVER_NAME 8080 & $(raw_command "$request")"
+    [ "$statuses" = '200 404 200' ] ||
+        fail_because "three answers, 200 404 200" "$said" "$try" "$hint"
+    [ "$sends" -eq 3 ] ||
+        fail_because "three sends, one per response" "$said" "$try" "$hint"
+    [ "$more" -eq 2 ] ||
+        fail_because "two sends with MSG_MORE: every response but the last" "$said" "$try" "$hint"
 }
 
 # bats test_tags=exercise

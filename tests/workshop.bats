@@ -175,9 +175,24 @@ plan_rows() {
         }
         $2 == "Total" { print session, $5, day, $6, lines, $3 }')
     read -r session session_total day day_total lines lines_total <<<"$sums"
-    [ "$session" = "$session_total" ] && [ "$session" -eq 180 ] &&
-        [ "$day" = "$day_total" ] && [ "$day" -eq 360 ] && [ "$lines" = "$lines_total" ] || {
-        echo "the plan adds up to $session (says $session_total) and $day (says $day_total) minutes, $lines (says $lines_total) lines" >&2
+    [ "$session" = "$session_total" ] || {
+        echo "the session's rows add up to $session minutes, but its Total row says $session_total" >&2
+        return 1
+    }
+    [ "$session" -eq 180 ] || {
+        echo "the session adds up to $session minutes, not 180 (three hours)" >&2
+        return 1
+    }
+    [ "$day" = "$day_total" ] || {
+        echo "the day's rows add up to $day minutes, but its Total row says $day_total" >&2
+        return 1
+    }
+    [ "$day" -eq 360 ] || {
+        echo "the day adds up to $day minutes, not 360 (six hours)" >&2
+        return 1
+    }
+    [ "$lines" = "$lines_total" ] || {
+        echo "the rows add up to $lines lines, but the Total row says $lines_total" >&2
         return 1
     }
 }
