@@ -376,7 +376,7 @@ send_flood() {
     exec {fd}>&-
     report "a second request that stopped halfway: '$statuses' after $took ms"
     if [ "$statuses" != '200 408' ] || ((took < 4500 || took > 8000)); then
-        fail_because "200, then 408 after about 5 s (REQUEST_TIMEOUT)" "'$statuses' after $took ms" \
+        fail_because "200, then 408 after about 5 s (REQUEST_TIMEOUT_SECONDS)" "'$statuses' after $took ms" \
             "(printf 'GET / HTTP/1.1\\r\\nHost: x\\r\\n\\r\\nGET / HTTP/1.1\\r\\nHo'; sleep 20) | nc 127.0.0.1 8080"
         return 1
     fi
