@@ -49,6 +49,21 @@ answer_summary() {
     fi
 }
 
+# Checks what converse brought back, one thing at a time: the statuses in
+# order, each response's Connection field, and the close after the last.
+#   expect_answers REQUEST STATUSES WHY CONNECTIONS WHY LAST
+expect_answers() {
+    local request=$1 statuses=$2 statuses_why=$3 connections=$4 connections_why=$5
+    local last=$6 try hint="book/07-keepalive.md, section 'When to close'"
+    try=$(raw_command "$request")
+    [ "$(statuses)" = "$statuses" ] ||
+        fail_because "$statuses_why" "$(answer_summary)" "$try" "$hint"
+    [ "$(connections)" = "$connections" ] ||
+        fail_because "$connections_why" "$(answer_summary)" "$try" "$hint"
+    [ "$CLOSED" = yes ] ||
+        fail_because "the close after $last" "$(answer_summary)" "$try" "$hint"
+}
+
 # bats test_tags=ladder
 @test "curl fetches two URLs over one connection" {
     start_server listening 0
@@ -105,16 +120,10 @@ answer_summary() {
     start_server listening 0
     local request='GET / HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\nConnection: TE, Close\r\n\r\nGET /never HTTP/1.1\r\nHost: x\r\n\r\n'
     converse "$request"
-    local try hint="book/07-keepalive.md, section 'When to close'"
-    try=$(raw_command "$request")
-    [ "$(statuses)" = '200 200' ] ||
-        fail_because "two answers, 200 200 (the third request, after Connection: TE, Close, unanswered)" \
-            "$(answer_summary)" "$try" "$hint"
-    [ "$(connections)" = '- close' ] ||
-        fail_because "no Connection field on the first answer, Connection: close on the second (it said Connection: TE, Close)" \
-            "$(answer_summary)" "$try" "$hint"
-    [ "$CLOSED" = yes ] ||
-        fail_because "the close after the second answer" "$(answer_summary)" "$try" "$hint"
+    expect_answers "$request" '200 200' \
+        "two answers, 200 200 (the third request, after Connection: TE, Close, unanswered)" \
+        '- close' "no Connection field on the first answer, Connection: close on the second (it said Connection: TE, Close)" \
+        'the second answer'
 }
 
 # bats test_tags=ladder
@@ -122,16 +131,10 @@ answer_summary() {
     start_server listening 0
     local request='GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\nGET / HTTP/1.0\r\n\r\nGET /never HTTP/1.0\r\n\r\n'
     converse "$request"
-    local try hint="book/07-keepalive.md, section 'When to close'"
-    try=$(raw_command "$request")
-    [ "$(statuses)" = '200 200' ] ||
-        fail_because "two answers, 200 200 (the third request, after an HTTP/1.0 request without keep-alive, unanswered)" \
-            "$(answer_summary)" "$try" "$hint"
-    [ "$(connections)" = 'keep-alive close' ] ||
-        fail_because "Connection: keep-alive on the first answer (it asked), Connection: close on the second" \
-            "$(answer_summary)" "$try" "$hint"
-    [ "$CLOSED" = yes ] ||
-        fail_because "the close after the second answer" "$(answer_summary)" "$try" "$hint"
+    expect_answers "$request" '200 200' \
+        "two answers, 200 200 (the third request, after an HTTP/1.0 request without keep-alive, unanswered)" \
+        'keep-alive close' "Connection: keep-alive on the first answer (it asked), Connection: close on the second" \
+        'the second answer'
 }
 
 # bats test_tags=ladder
@@ -141,16 +144,10 @@ answer_summary() {
     word=$(random_word)
     request="GET /$word HTTP/1.1\\r\\nHost: x\\r\\n\\r\\nGET / HTTP/1.1 extra\\r\\nHost: x\\r\\n\\r\\nGET / HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n"
     converse "$request"
-    local try hint="book/07-keepalive.md, section 'When to close'"
-    try=$(raw_command "$request")
-    [ "$(statuses)" = '404 400' ] ||
-        fail_because "404, then 400 (the third request unanswered: after a malformed request, nobody knows where the next one begins)" \
-            "$(answer_summary)" "$try" "$hint"
-    [ "$(connections)" = '- close' ] ||
-        fail_because "no Connection field on the 404 (connection kept), Connection: close on the 400" \
-            "$(answer_summary)" "$try" "$hint"
-    [ "$CLOSED" = yes ] ||
-        fail_because "the close after the 400" "$(answer_summary)" "$try" "$hint"
+    expect_answers "$request" '404 400' \
+        "404, then 400 (the third request unanswered: after a malformed request, nobody knows where the next one begins)" \
+        '- close' "no Connection field on the 404 (connection kept), Connection: close on the 400" \
+        'the 400'
 }
 
 # bats test_tags=ladder
