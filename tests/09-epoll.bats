@@ -355,17 +355,28 @@ STALLED_TRY="tests/stalled-client 8080 90 & sleep 1; curl -m 1 http://127.0.0.1:
     [ "$closed" -eq 0 ] ||
         fail_because "all $count connections open until they send their request" \
             "$closed were closed by the server first; opening them took $opening ms (a busy machine? the request timeout is 5 s)" "$try" "$hint"
-    wait_for_count '^127\.0\.0\.1:[0-9]+ GET / 200 ' "$count" >/dev/null || true
+    # Until all are answered, or the answers stop coming (0.5 s): the
+    # first to be answered are closed when idle for 2 s.
+    local answered=0 last=-1 still=0
+    deadline=$((SECONDS + WAIT_SECONDS + 1))
+    while ((answered < count && still < 10 && SECONDS < deadline)); do
+        sleep 0.05
+        answered=$(count_log '^127\.0\.0\.1:[0-9]+ GET / 200 ')
+        if ((answered == last)); then still=$((still + 1)); else still=0; fi
+        last=$answered
+    done
     after=$(resident_kib)
-    local answered open grown
-    answered=$(count_log '^127\.0\.0\.1:[0-9]+ GET / 200 ')
-    open=$(find "/proc/$SERVER_PID/fd" -mindepth 1 -lname 'socket:*' | wc -l)
-    grown=$(((after - before) * 1024 / count))
-    local said="$answered answers; the server holds $open sockets (opened in $opening ms); its VmRSS went from $before KiB to $after KiB: $grown bytes a connection"
+    local open grown
+    open=$(($(find "/proc/$SERVER_PID/fd" -mindepth 1 -lname 'socket:*' | wc -l) - 1))
+    ((open > 0)) || open=1
+    grown=$(((after - before) * 1024 / open))
+    local said="$answered answers; the server holds $open sockets (opened in $opening ms); its VmRSS went from $before KiB to $after KiB: $grown bytes for each open one"
     [ "$answered" -eq "$count" ] ||
         fail_because "$count answers with 200, one on each connection" "$said" "$try" "$hint"
-    [ "$open" -gt "$count" ] ||
-        fail_because "the $count connections still open, idle, when the memory is measured" "$said" "$try" "$hint"
+    # (On a busy machine, the first may have idled out already.)
+    ((open >= count / 2)) ||
+        fail_because "at least $((count / 2)) of the $count connections still open, idle, when the memory is measured" \
+            "$said" "$try" "$hint"
     [ "$grown" -lt 512 ] ||
         fail_because "less than 512 bytes of resident memory for each idle connection" "$said" "$try" "$hint"
 }
