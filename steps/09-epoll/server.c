@@ -1213,7 +1213,7 @@ static void end_connection(struct server *server, struct connection *connection)
 
 /* A connection holds buffers from the first byte of a request to the end
    of its response, so that ten thousand idle clients cost ten thousand
-   small structs, not ten thousand buffers of 77 KiB. If the connection
+   small structs, not ten thousand buffers of 76 KiB. If the connection
    has none and there is no memory for them, it is closed: returns false. */
 static bool hold_buffers(struct server *server, struct connection *connection)
 {
