@@ -54,7 +54,7 @@ test-all: all answers ## make test, and every step against every earlier step's 
 	@tests/run-all --all
 
 check: ## check a server of yours: make check STEP=04 SERVER=path/to/server [PART=2]
-	@test -n "$(STEP)" || { echo 'usage: make check STEP=04 [SERVER=path/to/server] [PART=N or NAME, for steps 05 and 06]' >&2; exit 2; }
+	@test -n "$(STEP)" || { echo 'usage: make check STEP=04 [SERVER=path/to/server] [PART=N or NAME, for steps 05, 06 and 09]' >&2; exit 2; }
 	@tests/check $(STEP) $(or $(SERVER),./step$(shell printf '%02d' $(STEP) 2>/dev/null)) $(if $(PART),--part '$(PART)')
 
 bench: step06 step07 step08 ## measure steps 06, 07 and 08 against nginx with one worker (wrk)

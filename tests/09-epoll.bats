@@ -134,18 +134,27 @@ wait_until_stopped() {
         fail_because "300 'accepted' lines, one per connection" "$said" "$(by_hand "$try")" "$hint"
 }
 
-# A background client that says nothing: sets READER to the file where
-# what it gets arrives, and its "took N ms" when the server closes.
-#   silent_client NAME
-silent_client() {
-    local fd started=$(date +%s%N) file=$BATS_TEST_TMPDIR/$1
-    exec {fd}<>"/dev/tcp/127.0.0.1/$PORT"
+# Reads a connection in the background until the server closes it, for
+# 12 s at most: what comes goes to $BATS_TEST_TMPDIR/NAME, and the
+# milliseconds since START to NAME.took. Closes FD here.
+#   read_in_background NAME FD START
+read_in_background() {
+    local file=$BATS_TEST_TMPDIR/$1 fd=$2 started=$3
     {
         timeout 12 cat <&"$fd" >"$file" 2>/dev/null
-        echo "$(since "$started")" >"$file.took"
+        since "$started" >"$file.took"
     } 3>&- &
     CLIENTS+=("$!")
     exec {fd}>&-
+}
+
+# A background client that says nothing (read_in_background NAME).
+#   silent_client NAME
+silent_client() {
+    local fd started
+    started=$(date +%s%N)
+    exec {fd}<>"/dev/tcp/127.0.0.1/$PORT"
+    read_in_background "$1" "$fd" "$started"
 }
 
 # Polls for a background client's "took" file, for SECONDS at most.
@@ -185,12 +194,7 @@ client_took() {
     started=$(date +%s%N)
     exec {fd}<>"/dev/tcp/127.0.0.1/$PORT"
     printf 'GET / HTTP/1.1\r\nHost: x\r\n\r\n' >&"$fd"
-    {
-        timeout 8 cat <&"$fd" >"$BATS_TEST_TMPDIR/idle" 2>/dev/null
-        echo "$(since "$started")" >"$BATS_TEST_TMPDIR/idle.took"
-    } 3>&- &
-    CLIENTS+=("$!")
-    exec {fd}>&-
+    read_in_background idle "$fd" "$started"
     wait_for_log '^127\.0\.0\.1:[0-9]+ GET / 200 ' >/dev/null || true
     local code other_took idle_open=yes
     local other_started
@@ -201,7 +205,9 @@ client_took() {
     local took statuses
     took=$(client_took idle 6)
     statuses=$(tr -d '\r' <"$BATS_TEST_TMPDIR/idle" | grep -c '^HTTP/1.1 ' || true)
-    local said="the idle connection got $statuses answers and was closed after $took ms; the other client got '$code' after $other_took ms, $([ "$idle_open" = yes ] && echo 'while' || echo 'after') the first was open"
+    local when=after
+    [ "$idle_open" = no ] || when=while
+    local said="the idle connection got $statuses answers and was closed after $took ms; the other client got '$code' after $other_took ms, $when the first was open"
     local try hint="book/09-epoll.md, section 'Deadlines in queues'"
     try=$(by_hand "(printf 'GET / HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n'; sleep 5) | nc 127.0.0.1 8080 & curl -s http://127.0.0.1:8080/; time wait %2")
     [ "$code" = 200 ] && [ "$idle_open" = yes ] ||
@@ -250,7 +256,9 @@ STALLED_TRY="tests/stalled-client 8080 90 & sleep 1; curl -m 1 http://127.0.0.1:
     answers=$(grep -ac '^HTTP/1.1 ' "$BATS_TEST_TMPDIR/stalled" || true)
     complete=$(grep -ac '^405 Method Not Allowed: method not allowed$' "$BATS_TEST_TMPDIR/stalled" || true)
     last=$(tr -d '\r' <"$BATS_TEST_TMPDIR/stalled" | grep -ai '^connection:' | tail -n 1)
-    local said="the other client got '$code' after $took ms; strace saw $eagain write(2)s fail with EAGAIN, $epollout epoll_ctl(2)s for EPOLLOUT; the stalled client then read $answers answers ($complete bodies whole), the last with '${last:-no Connection field}', $([ "$status" -eq 0 ] && echo 'and the close' || echo 'and no close within 10 s')"
+    local closed='and the close'
+    [ "$status" -eq 0 ] || closed='and no close within 10 s'
+    local said="the other client got '$code' after $took ms; strace saw $eagain write(2)s fail with EAGAIN, $epollout epoll_ctl(2)s for EPOLLOUT; the stalled client then read $answers answers ($complete bodies whole), the last with '${last:-no Connection field}', $closed"
     local hint="book/09-epoll.md, section 'Writing what fits'"
     [ "$code" = 200 ] && ((took <= 1000)) ||
         fail_because "200 for another client within 1 s, while one client reads none of its answers" \
@@ -290,13 +298,19 @@ STALLED_TRY="tests/stalled-client 8080 90 & sleep 1; curl -m 1 http://127.0.0.1:
         fail_because "the dropped connection closed: $before descriptors again" "$said" "$try" "$hint"
 }
 
-# bats test_tags=part:many
-@test "out of descriptors, the server neither dies nor spins, and accepts again when connections close" {
+# Starts the server as start_server does, with at most DESCRIPTORS open
+# at once: prlimit(1) sets the limit, then runs the server in its process.
+#   start_limited_server DESCRIPTORS
+start_limited_server() {
     LOG=$BATS_TEST_TMPDIR/server.log
-    # prlimit(1) sets the limits, then runs the server in its own process.
-    exec_like_a_terminal prlimit --nofile=40 "$SERVER" 0 </dev/null >"$LOG" 2>&1 &
+    exec_like_a_terminal prlimit --nofile="$1" "$SERVER" 0 </dev/null >"$LOG" 2>&1 &
     SERVER_PID=$!
     await_stage listening 0
+}
+
+# bats test_tags=part:many
+@test "out of descriptors, the server neither dies nor spins, and accepts again when connections close" {
+    start_limited_server 40
     local i line
     for ((i = 0; i < 60; i++)); do open_idle_connection; done
     line=$(wait_for_log '^accept4: ') || true
@@ -350,7 +364,7 @@ STALLED_TRY="tests/stalled-client 8080 90 & sleep 1; curl -m 1 http://127.0.0.1:
     # Each connection has 5 s to send its request: they all do now.
     local fd closed=0
     for fd in "${IDLE[@]}"; do
-        printf 'GET / HTTP/1.1\r\nHost: x\r\n\r\n' 2>/dev/null >&"$fd" || closed=$((closed + 1))
+        { printf 'GET / HTTP/1.1\r\nHost: x\r\n\r\n' >&"$fd"; } 2>/dev/null || closed=$((closed + 1))
     done
     # Until all are answered, or the answers stop coming (0.5 s): the
     # first to be answered are closed when idle for 2 s.
