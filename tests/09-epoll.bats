@@ -327,8 +327,8 @@ start_limited_server() {
     used=$((after - before))
     [ -z "$(server_ended)" ] ||
         fail_because "the server still running, out of descriptors" "$(server_ended)" "$try" "$hint"
-    ((used <= 20)) ||
-        fail_because "at most 0.2 s of CPU time in 1 s out of descriptors (20 ticks): waiting, not spinning" \
+    ((used <= 10)) ||
+        fail_because "at most 0.1 s of CPU time in 1 s out of descriptors (10 ticks): waiting, not spinning" \
             "$used ticks in 1 s ($(getconf CLK_TCK) a second)" "$try" "$hint"
     close_idle_connections
     local code
