@@ -384,11 +384,12 @@ start_limited_server() {
     local said="$answered answers; the server holds $open sockets (opened in $opening ms; $closed closed before their request was sent); its VmRSS went from $before KiB to $after KiB: $grown bytes for each open one"
     # On a busy machine, opening 2000 connections may take longer than the
     # request timeout (5 s): the first ones are then closed with a 408, or
-    # idle out before the last are answered. Half of them are plenty.
-    ((answered >= count / 2)) ||
-        fail_because "at least $((count / 2)) answers with 200, one on each connection" "$said" "$try" "$hint"
-    ((open >= count / 2)) ||
-        fail_because "at least $((count / 2)) of the $count connections still open, idle, when the memory is measured" \
+    # idle out before the last are answered. A quarter of them are plenty
+    # to measure (step 08 answers 32).
+    ((answered >= count / 4)) ||
+        fail_because "at least $((count / 4)) answers with 200, one on each connection" "$said" "$try" "$hint"
+    ((open >= count / 4)) ||
+        fail_because "at least $((count / 4)) of the $count connections still open, idle, when the memory is measured" \
             "$said" "$try" "$hint"
     [ "$grown" -lt 512 ] ||
         fail_because "less than 512 bytes of resident memory for each idle connection" "$said" "$try" "$hint"
