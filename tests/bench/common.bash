@@ -132,8 +132,13 @@ start_server() {
 stop_server() {
     kill "$PID" 2>/dev/null || true
     wait "$PID" 2>/dev/null || true
+    forget "$PID"
+}
+
+# Takes a process that has ended off the list of those to stop on exit.
+forget() {
     local left=() pid
-    for pid in "${pids[@]}"; do [ "$pid" = "$PID" ] || left+=("$pid"); done
+    for pid in "${pids[@]}"; do [ "$pid" = "$1" ] || left+=("$pid"); done
     pids=("${left[@]}")
 }
 
