@@ -1,4 +1,4 @@
-# shellcheck shell=bash
+# shellcheck shell=bash disable=SC2154 # top and work: set by the script that sources this file
 # What the benchmark's scripts share (tests/bench/run, syscalls,
 # connections): the servers, started on ports of the kernel's choice and
 # stopped on exit, nginx configured like them, and the results' headers.
@@ -10,8 +10,7 @@
 # shellcheck disable=SC2034 # used by the scripts that source this file
 SERVERS=(step06 step07 step08 floor nginx)
 
-top=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-work=$top/build/bench
+# The scripts set top (the repository) and work (build/bench) first.
 PATH=$PATH:/usr/sbin # nginx, for a user without sbin in PATH
 
 # Says what is missing, and how to get it.
@@ -116,7 +115,7 @@ start_server() {
     nginx)
         free_port
         write_nginx_conf "$PORT" "${2:-1024}"
-        nginx -c "$work/nginx.conf" -p "$work" -e "$work/nginx.err" >/dev/null 2>"$work/nginx.err" &
+        nginx -c "$work/nginx.conf" -p "$work" -e "$work/nginx.err" >/dev/null 2>&1 &
         PID=$!
         ;;
     *) echo "bench: no server called $name" >&2; exit 2 ;;
