@@ -31,7 +31,8 @@ socket_fd() {
 
 @test "asks for an IPv4 TCP socket with close-on-exec (strace)" {
     start_traced_server socket socket
-    grep -Eq '^[0-9]+ +socket\(AF_INET, SOCK_STREAM\|SOCK_CLOEXEC, (IPPROTO_IP|IPPROTO_TCP)\) += [0-9]+' "$TRACE" ||
+    # From step 09 on, SOCK_NONBLOCK too.
+    grep -Eq '^[0-9]+ +socket\(AF_INET, SOCK_STREAM\|SOCK_CLOEXEC(\|SOCK_NONBLOCK)?, (IPPROTO_IP|IPPROTO_TCP)\) += [0-9]+' "$TRACE" ||
         fail_because "socket(AF_INET, SOCK_STREAM|SOCK_CLOEXEC, 0) in the trace" \
             "$(grep socket "$TRACE" || echo 'no socket call')" \
             "strace -e trace=socket $SERVER_NAME" "book/01-socket.md, section 'The system call: socket(2)'"

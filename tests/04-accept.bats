@@ -64,7 +64,7 @@ connect_with_curl() {
     done
     local calls
     calls=$(sed -n '/accept/,$p' "$TRACE" | grep -v unfinished | head -n 4 | sed 's/^[0-9]* *//' | tr -s ' ')
-    grep -Eq 'accept4\(.*SOCK_CLOEXEC\) += [0-9]+|fcntl\([0-9]+, F_SETFD, FD_CLOEXEC\)' "$TRACE" ||
+    grep -Eq 'accept4\(.*SOCK_CLOEXEC[|A-Z_]*\) += [0-9]+|fcntl\([0-9]+, F_SETFD, FD_CLOEXEC\)' "$TRACE" ||
         fail_because "accept4(3, ..., SOCK_CLOEXEC) = 4: a descriptor closed on exec" "${calls:-no accept call}" \
             "strace -e trace=accept4,close $SERVER_NAME 8080 & curl http://127.0.0.1:8080/" \
             "book/04-accept.md, section 'The system call: accept4(2)'"
