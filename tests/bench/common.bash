@@ -8,7 +8,7 @@
 
 # The servers measured, in the order of the book: the one list to change.
 # shellcheck disable=SC2034 # used by the scripts that source this file
-SERVERS=(step06 step07 step08 floor nginx)
+SERVERS=(step06 step07 step08 step09 floor nginx)
 
 # The scripts set top (the repository) and work (build/bench) first.
 PATH=$PATH:/usr/sbin # nginx, for a user without sbin in PATH
