@@ -155,5 +155,6 @@ write_header() {
     echo "# machine: $(nproc) processors, Linux $(uname -r), $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | sed -n 1p)"
     echo "# nginx: $(nginx -v 2>&1 | sed 's/.*: //')"
     echo "# wrk: $(wrk --version 2>&1 | sed -n '1s/ \[.*//p')"
+    echo "# load average at the start (1, 5, 15 minutes): $(cut -d' ' -f1-3 /proc/loadavg)"
     echo "# command: $1"
 }
