@@ -155,8 +155,8 @@ check_table() {
     check_table book/bench/syscalls.tsv $'server\tsyscall\tcalls\terrors\tper_request' \
         '[a-z0-9-]+' '[a-z0-9_]+' '[0-9]+' '[0-9]+' '[0-9]+\.[0-9]+'
     check_table book/bench/connections.tsv \
-        $'server\tconnections\topen_when_measured\trss_before_kib\trss_after_kib\tbytes_per_connection' \
-        '[a-z0-9-]+' '[0-9]+' '[0-9]+' '[0-9]+' '[0-9]+' '-?[0-9]+'
+        $'server\tconnections\treconnections\topen_when_measured\trss_before_kib\trss_after_kib\tbytes_per_connection' \
+        '[a-z0-9-]+' '[0-9]+' '[0-9]+' '[0-9]+' '[0-9]+' '[0-9]+' '-?[0-9]+'
     local output
     output=$(tests/bench/median book/bench/results.tsv 2>&1) ||
         explain "tests/bench/median prints the medians of book/bench/results.tsv" "$output" \
