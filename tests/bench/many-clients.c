@@ -51,7 +51,7 @@ enum {
     DEFAULT_REQUESTS = 2,
     EXIT_USAGE = 2,
     SPARE_DESCRIPTORS = 16, /* stdio, the epoll instance, and a margin */
-    CONNECTING_MAX = 256, /* connections opened and not yet established */
+    OPENING_MAX = 64, /* connections opened and not yet answered once */
     EVENTS_MAX = 256, /* taken from epoll_wait(2) at a time */
     RESPONSE_MAX = 2048, /* a response's head and body */
     DEADLINE_SECONDS = 120, /* for the whole run */
@@ -88,7 +88,7 @@ struct run {
     size_t count; /* connections */
     struct connection *connections;
     size_t opened; /* connections opened a first time */
-    size_t connecting; /* of those, not yet established */
+    size_t opening; /* of those, not yet answered once */
     size_t settled; /* IDLE, FINISHED or FAILED */
     unsigned long round; /* with --hold: the request every connection is at */
     unsigned long reconnections;
@@ -186,8 +186,8 @@ static void fail(struct run *run, struct connection *c, const char *why)
         fprintf(stderr, "many-clients: first failure, connection %zu: %s\n",
                 (size_t)(c - run->connections), why);
     run->failed++;
-    if (c->state == CONNECTING)
-        run->connecting--;
+    if (c->answered == 0)
+        run->opening--;
     close_fd(c);
     settle(run, c, FAILED);
 }
@@ -215,7 +215,6 @@ static void open_connection(struct run *run, struct connection *c)
     if (epoll_ctl(run->epoll, EPOLL_CTL_ADD, c->fd, &event) < 0)
         die("epoll_ctl");
     c->state = CONNECTING;
-    run->connecting++;
     if (connect(c->fd, (struct sockaddr *)&run->server, sizeof run->server) < 0 &&
         errno != EINPROGRESS)
         fail(run, c, strerror(errno));
@@ -263,11 +262,9 @@ static void connected(struct run *run, struct connection *c)
     int error = 0;
     socklen_t length = sizeof error;
 
-    run->connecting--;
     if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &error, &length) < 0)
         die("getsockopt");
     if (error != 0) {
-        c->state = SENDING; /* no longer counted as connecting */
         fail(run, c, strerror(error));
         return;
     }
@@ -292,6 +289,8 @@ static const char *field_value(const char *head, const char *name)
 /* A complete response is in the buffer: check it, and go on. */
 static void answered(struct run *run, struct connection *c, bool server_closes)
 {
+    if (c->answered == 0)
+        run->opening--;
     c->answered++;
     run->answered++;
     if (server_closes)
@@ -371,12 +370,15 @@ static void handle(struct run *run, struct connection *c)
 
 /* ==== All of them ==== */
 
-/* Opens connections, no more than CONNECTING_MAX in progress at once:
-   more would only overflow the server's listen queue. */
+/* Opens connections, no more than OPENING_MAX at once that have not
+   had their first answer: a connection is established as soon as it is
+   in the server's listen queue (listen(2)), and more at once than the
+   queue holds would only be dropped, and tried again a second later. */
 static void open_more(struct run *run)
 {
-    while (run->opened < run->count && run->connecting < CONNECTING_MAX) {
+    while (run->opened < run->count && run->opening < OPENING_MAX) {
         struct connection *c = &run->connections[run->opened++];
+        run->opening++;
         start_request(run, c);
     }
 }
