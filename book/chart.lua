@@ -13,7 +13,8 @@ round to the fastest; nginx is not a bar but a dashed line across
 the group, the mark to reach. The file is what tests/bench/run
 writes (make bench): comment lines starting with #, a header line,
 then one line per measurement, tab-separated: round, server,
-connections, mode (keep-alive or close), requests per second, errors.
+connections, mode (keep-alive or close), requests per second, errors,
+the server's processor time per request.
 caption="..." replaces the caption made from the file.
 ]]
 
@@ -42,10 +43,10 @@ local function read_results(path, fail)
       comments[#comments + 1] = line:gsub("^#%s*", "")
     elseif not line:match("^round\t") and line ~= "" then
       local round, server, connections, mode, rps, errors =
-        line:match("^(%d+)\t([^\t]+)\t(%d+)\t([^\t]+)\t([%d.]+)\t(%d+)$")
+        line:match("^(%d+)\t([^\t]+)\t(%d+)\t([^\t]+)\t([%d.]+)\t(%d+)\t[%d.]+$")
       if not round then
         fail(path .. ":" .. number .. ": not round, server, connections, mode, "
-          .. "requests per second and errors, tab-separated: " .. line)
+          .. "requests per second, errors and processor time per request, tab-separated: " .. line)
       end
       rows[#rows + 1] = {
         round = tonumber(round), server = server, connections = tonumber(connections),

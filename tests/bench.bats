@@ -150,8 +150,8 @@ check_table() {
 
 @test "book/bench/results.tsv, syscalls.tsv and connections.tsv parse" {
     check_table book/bench/results.tsv \
-        $'round\tserver\tconnections\tmode\trequests_per_second\terrors' \
-        '[0-9]+' '[a-z0-9-]+' '(16|256)' '(keep-alive|close)' '[0-9]+' '[0-9]+'
+        $'round\tserver\tconnections\tmode\trequests_per_second\terrors\tcpu_us_per_request' \
+        '[0-9]+' '[a-z0-9-]+' '(16|256)' '(keep-alive|close)' '[0-9]+' '[0-9]+' '[0-9]+\.[0-9]+'
     check_table book/bench/syscalls.tsv $'server\tsyscall\tcalls\terrors\tper_request' \
         '[a-z0-9-]+' '[a-z0-9_]+' '[0-9]+' '[0-9]+' '[0-9]+\.[0-9]+'
     check_table book/bench/connections.tsv \
@@ -199,7 +199,7 @@ chart() {
 @test "a broken line of a results file stops the chart, naming the line" {
     command -v pandoc >/dev/null || skip "pandoc is not installed (sudo apt install pandoc)"
     local results=$BATS_TEST_TMPDIR/results.tsv output
-    { sed -n '1,/^round/p' book/bench/results.tsv; printf '1\tstep06\t16\tkeep-alive\tmany\t0\n'; } >"$results"
+    { sed -n '1,/^round/p' book/bench/results.tsv; printf '1\tstep06\t16\tkeep-alive\tmany\t0\t1.00\n'; } >"$results"
     if output=$(chart "$results" html5 /dev/null); then
         explain "the build fails on a line whose requests per second is not a number" "it succeeded" \
             "tests/bats tests/bench.bats"
