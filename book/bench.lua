@@ -20,6 +20,7 @@ A value in a sentence is an empty span:
   rounds, seconds, date, machine      of results.tsv's run
   syscalls SERVER [CALL]              per keep-alive request, from
                                       syscalls.tsv: all calls, or one (2.14)
+  syscalls-ratio A B                  all calls per request of A / of B
   calls SERVER CALL                   how many, over the whole count
   requests                            how many requests syscalls.tsv counts
   bytes SERVER                        memory per idle connection, from
@@ -320,6 +321,11 @@ local OPERATIONS = {
   syscalls = { 1, function(file, fail, server, call)
     return per_request(syscall_row(read_file("syscalls", file, fail), server, call or "total", fail).per_request)
   end, 2 },
+  ["syscalls-ratio"] = { 2, function(file, fail, a, b)
+    local data = read_file("syscalls", file, fail)
+    return string.format("%.2f×", syscall_row(data, a, "total", fail).per_request
+      / syscall_row(data, b, "total", fail).per_request)
+  end },
   calls = { 2, function(file, fail, server, call)
     return thousands(syscall_row(read_file("syscalls", file, fail), server, call, fail).calls)
   end },
