@@ -22,6 +22,7 @@ A value in a sentence is an empty span:
                                       syscalls.tsv: all calls, or one (2.14)
   syscalls-ratio A B                  all calls per request of A / of B
   calls SERVER CALL                   how many, over the whole count
+  errors SERVER CALL                  how many of those failed (EAGAIN, ...)
   requests                            how many requests syscalls.tsv counts
   bytes SERVER                        memory per idle connection, from
                                       connections.tsv (95)
@@ -326,6 +327,9 @@ local OPERATIONS = {
     return string.format("%.2f×", syscall_row(data, a, "total", fail).per_request
       / syscall_row(data, b, "total", fail).per_request)
   end },
+  errors = { 2, function(file, fail, server, call)
+    return thousands(syscall_row(read_file("syscalls", file, fail), server, call, fail).errors)
+  end },
   calls = { 2, function(file, fail, server, call)
     return thousands(syscall_row(read_file("syscalls", file, fail), server, call, fail).calls)
   end },
@@ -474,8 +478,8 @@ local function rounds_table(file, fail)
       rows[#rows + 1] = row
     end
   end
-  return make_table(string.format("Requests per second in each round, in the order measured "
-    .. "(%s; *: with errors).", data.path), header, rows)
+  return make_table(string.format("Requests per second in each round (%s; *: with errors).",
+    data.path), header, rows)
 end
 
 -- System calls per request: a row per call, most frequent first, a
