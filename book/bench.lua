@@ -412,7 +412,8 @@ local function make_table(caption, header, rows)
   end
   lines[#lines + 1] = ""
   lines[#lines + 1] = ": " .. caption
-  return pandoc.read(table.concat(lines, "\n"), "markdown").blocks
+  -- In a div of its own, so that the print style sheet keeps it whole.
+  return pandoc.Div(pandoc.read(table.concat(lines, "\n"), "markdown").blocks, pandoc.Attr("", { "bench-table" }))
 end
 
 local function short_name(server)
