@@ -449,8 +449,8 @@ local function medians_table(file, fail, column)
   local what = column == "cpu_us_per_request"
     and "The server's processor time per request, in microseconds"
     or "Requests per second"
-  return make_table(string.format("%s, the median of %s rounds (%s, measured %s).", what, rounds,
-    data.path, comment(data, "date", fail)), header, rows)
+  return make_table(string.format("%s, the median of %s round%s (%s, measured %s).", what, rounds,
+    rounds == "1" and "" or "s", data.path, comment(data, "date", fail)), header, rows)
 end
 
 -- Every round of requests per second: a row per group and round.
