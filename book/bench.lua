@@ -17,7 +17,8 @@ A value in a sentence is an empty span:
                                       microseconds (7.84)
   cpu-ratio A B MODE CONNECTIONS      cpu of A / cpu of B (1.13×)
   cpu-difference A B MODE CONNECTIONS cpu of A - cpu of B (0.93)
-  rounds, seconds, date, machine      of results.tsv's run
+  rounds, seconds, date, machine,     of results.tsv's run (with class
+  command                             .code, as code: `tests/bench/run 2 5`)
   syscalls SERVER [CALL]              per keep-alive request, from
                                       syscalls.tsv: all calls, or one (2.14)
   syscalls-ratio A B                  all calls per request of A / of B
@@ -316,6 +317,9 @@ local OPERATIONS = {
   date = { 0, function(file, fail)
     return comment(read_file("results", file, fail), "date", fail)
   end },
+  command = { 0, function(file, fail)
+    return comment(read_file("results", file, fail), "command", fail)
+  end },
   machine = { 0, function(file, fail)
     return comment(read_file("results", file, fail), "machine", fail)
   end },
@@ -394,6 +398,9 @@ function bench.inline(span, fail)
     end
     local holds = attributes["at-least"] and number >= bound or (not attributes["at-least"] and number <= bound)
     text = holds and yes or no
+  end
+  if span.classes:includes("code") then
+    return pandoc.Code(text)
   end
   return pandoc.Str(text)
 end

@@ -252,12 +252,13 @@ write_small_results() {
 @test "the values of the committed files build: system calls, memory, the run" {
     command -v pandoc >/dev/null || skip "pandoc is not installed (sudo apt install pandoc)"
     local output expected
-    output=$(expand_page '[]{.bench value="syscalls nginx"} []{.bench value="calls nginx epoll_wait"} []{.bench value="bytes nginx"} []{.bench value="date"}') ||
+    output=$(expand_page '[]{.bench value="syscalls nginx"} []{.bench value="calls nginx epoll_wait"} []{.bench value="bytes nginx"} []{.bench value="date"} []{.bench .code value="command"}') ||
         explain "the page builds" "$output" "tests/bats tests/bench.bats"
     expected=$(awk -F'\t' '$1 == "nginx" && $2 == "total" { printf "%.2f ", $5 }' book/bench/syscalls.tsv)
     expected+=$(awk -F'\t' '$1 == "nginx" && $2 == "epoll_wait" { printf "%d ", $3 }' book/bench/syscalls.tsv)
     expected+=$(awk -F'\t' '$1 == "nginx" { printf "%d ", $7 }' book/bench/connections.tsv)
     expected+=$(sed -n 's/^# date: //p' book/bench/results.tsv)
+    expected+=" $(sed -n 's/^# command: //p' book/bench/results.tsv)"
     output=$(tr '\n' ' ' <"$BATS_TEST_TMPDIR/out" | sed 's/ $//; s/,//g')
     [ "$output" = "$expected" ] ||
         explain "$expected (from book/bench/*.tsv)" "$output" "tests/bats tests/bench.bats"
