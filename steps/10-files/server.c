@@ -1,21 +1,26 @@
 /*
- * Step 09: one process, every connection at once.
+ * Step 10: serving files.
  *
- * One process waits on all its connections at once with epoll(7), and
- * only ever does work that is ready: it reads what has arrived, answers
- * the requests that are complete, and waits again. The sockets are
- * non-blocking, so that no read(2) or write(2) ever waits: each
- * connection remembers where it stopped, and goes on when epoll says it
- * can. Timeouts are deadlines kept in lists, and epoll_wait(2) sleeps
- * until the nearest one.
+ * GET and HEAD now answer with the files of a directory, ROOT. The
+ * kernel keeps every path inside it: each file is opened relative to a
+ * descriptor of ROOT with openat2(2) and RESOLVE_BENEATH, so that no
+ * spelling of ".." and no symbolic link can reach a file outside, and
+ * only regular files are served. The file goes to the socket with
+ * sendfile(2), without passing through our memory, a piece at a time
+ * inside step 09's event loop, so that a large file to a slow reader
+ * holds up nobody. The head says what a browser needs: Content-Type,
+ * Content-Length, Last-Modified, and 304 when its copy is current.
  *
- * Build and run:  make step-09 && ./step09 [PORT [ADDRESS]]
+ * Needs Linux 5.6 or later (openat2).
+ * Build and run:  make step-10 && ./step10 [PORT [ADDRESS [ROOT]]]
  */
-#define _GNU_SOURCE /* accept4(2) */
+#define _GNU_SOURCE /* accept4(2), strptime(3), timegm(3) */
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
+#include <linux/openat2.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -26,7 +31,10 @@
 #include <strings.h>
 #include <sys/epoll.h>
 #include <sys/resource.h>
+#include <sys/sendfile.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -51,15 +59,24 @@ enum {
     LINGER_SECONDS = 2, /* to wait for the client to close */
     DISCARD_BUFFER_SIZE = 512, /* bytes read at a time while we wait */
     RESPONSE_BODY_MAX = 256,
-    RESPONSE_MAX = 1024, /* status line, header fields and body */
+    FILE_FIELDS_MAX = TARGET_MAX + sizeof "Location: /\r\n", /* or Last-Modified */
+    RESPONSE_MAX = 1024 + FILE_FIELDS_MAX, /* status line, header fields and body */
     DATE_MAX = sizeof "Sun, 06 Nov 1994 08:49:37 GMT",
     CONNECTIONS_MAX = 16384, /* open at once; at the limit we stop accepting */
     EVENTS_MAX = 64, /* events taken from epoll_wait(2) at a time */
     ACCEPT_PAUSE_MILLISECONDS = 100, /* out of descriptors: try again after */
     LOG_FLUSH_MILLISECONDS = 10, /* quiet for that long: the log is written */
     MICROSECONDS_PER_MILLISECOND = 1000,
+    FILE_CHUNK_MAX = 2 * 1024 * 1024, /* bytes sendfile(2) sends in one turn */
 };
 #define DEFAULT_ADDRESS "127.0.0.1"
+/* A path relative to the working directory, which `./step10` run from the
+   top of the repository finds, and which holds nothing but the example
+   site. Not the working directory itself, nor a path found from the
+   program's own location: either would serve the repository (its .git,
+   its sources) to anyone who asks. Run from anywhere else, the default
+   does not exist, and the server says so and stops: name a ROOT then. */
+#define DEFAULT_ROOT "steps/10-files/site"
 
 /* ==== The command line and the log ==== */
 
@@ -79,10 +96,11 @@ static _Noreturn void die(const char *call)
 static _Noreturn void usage(const char *program)
 {
     fprintf(stderr,
-            "usage: %s [PORT [ADDRESS]]\n"
+            "usage: %s [PORT [ADDRESS [ROOT]]]\n"
             "  PORT     TCP port, 0 to let the kernel pick one (default %d)\n"
-            "  ADDRESS  IPv4 address to listen on, 0.0.0.0 for all (default %s)\n",
-            program, DEFAULT_PORT, DEFAULT_ADDRESS);
+            "  ADDRESS  IPv4 address to listen on, 0.0.0.0 for all (default %s)\n"
+            "  ROOT     the directory whose files are served (default %s)\n",
+            program, DEFAULT_PORT, DEFAULT_ADDRESS, DEFAULT_ROOT);
     exit(EXIT_USAGE);
 }
 
@@ -107,15 +125,16 @@ static bool parse_number(const char *text, unsigned long max, unsigned long *val
     return true;
 }
 
-/* The command line is the same for every step: [PORT [ADDRESS]]. */
-static struct sockaddr_in parse_arguments(int argc, char *argv[])
+/* The command line of every step, [PORT [ADDRESS]], and now [ROOT]. */
+static struct sockaddr_in parse_arguments(int argc, char *argv[], const char **root)
 {
     const char *program = argc > 0 ? argv[0] : "server";
     unsigned long port = DEFAULT_PORT;
     const char *host = argc > 2 ? argv[2] : DEFAULT_ADDRESS;
     struct sockaddr_in address = {.sin_family = AF_INET};
 
-    if (argc > 3 || (argc > 1 && !parse_number(argv[1], PORT_MAX, &port)) ||
+    *root = argc > 3 ? argv[3] : DEFAULT_ROOT;
+    if (argc > 4 || (argc > 1 && !parse_number(argv[1], PORT_MAX, &port)) ||
         inet_pton(AF_INET, host, &address.sin_addr) != 1)
         usage(program);
     address.sin_port = htons((in_port_t)port);
@@ -242,6 +261,12 @@ static int accept_connection(int listener, struct sockaddr_in *peer)
 /* close(2) frees the descriptor even when it reports an error, so it is
    never retried, not even after EINTR. */
 static void close_connection(int fd)
+{
+    if (close(fd) < 0)
+        warn("close");
+}
+
+static void close_file(int fd)
 {
     if (close(fd) < 0)
         warn("close");
@@ -790,25 +815,37 @@ static void print_rejection(struct rejection rejection)
 
 /* ==== Answering ==== */
 
-/* What we send back. The body is text, so it can be built with snprintf.
-   Unless keep_alive is set, the server closes the connection after it. */
+/* What we send back. The body is text, so it can be built with snprintf,
+   or, with has_file, a file: file_size bytes of the descriptor `file`,
+   unless that is -1 (HEAD, 304). Unless keep_alive is set, the server
+   closes the connection after it. */
 struct response {
     int status;
     const char *content_type;
     char body[RESPONSE_BODY_MAX];
     bool keep_alive;
+    bool has_file;
+    int file;
+    off_t file_size; /* its Content-Length */
+    time_t modified; /* its Last-Modified */
+    const char *location; /* a 301's: the path, to end in "/" */
+    int location_length;
 };
 
-/* A response on its way out: its bytes, and how many the socket took. */
+/* A response on its way out: its bytes, how many the socket took, and the
+   file that follows them, if any (-1 if none), sent up to file_offset. */
 struct outgoing {
     char bytes[RESPONSE_MAX];
     size_t length;
     size_t sent;
     int status;
     bool keep_alive;
+    int file;
+    off_t file_offset;
+    off_t file_size;
 };
 
-static const char HELLO_PAGE[] = "<h1>hello world</h1>\n";
+static const char INDEX_FILE[] = "index.html"; /* what a directory serves */
 /* The methods we serve, RFC 9110 section 10.2.1: sent with 405 (section
    15.5.6), and as the answer to OPTIONS (section 9.3.7). */
 static const char ALLOW_FIELD[] = "Allow: GET, HEAD, POST, OPTIONS\r\n";
@@ -818,7 +855,10 @@ static const char *reason_phrase(int status)
 {
     switch (status) {
     case 200: return "OK";
+    case 301: return "Moved Permanently";
+    case 304: return "Not Modified";
     case 400: return "Bad Request";
+    case 403: return "Forbidden";
     case 404: return "Not Found";
     case 405: return "Method Not Allowed";
     case 408: return "Request Timeout";
@@ -826,6 +866,7 @@ static const char *reason_phrase(int status)
     case 413: return "Content Too Large";
     case 414: return "URI Too Long";
     case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
     case 501: return "Not Implemented";
     case 505: return "HTTP Version Not Supported";
     default: return ""; /* the reason phrase is optional, RFC 9112 section 4 */
@@ -853,9 +894,271 @@ static bool is_known_method(const char *method)
     return false;
 }
 
+/* ==== Serving files ==== */
+
+/* Content-Type, RFC 9110 section 8.3, by the end of the file's name: a
+   browser shows text/html as a page, and uses a style sheet or a script
+   only if it comes as text/css or text/javascript. Anything else is
+   application/octet-stream, bytes to save, which no browser runs. */
+static const struct media_type {
+    const char *extension;
+    const char *type;
+} MEDIA_TYPES[] = {
+    {"html", "text/html; charset=utf-8"},
+    {"css", "text/css; charset=utf-8"},
+    {"js", "text/javascript; charset=utf-8"},
+    {"svg", "image/svg+xml"},
+    {"png", "image/png"},
+    {"jpg", "image/jpeg"},
+    {"jpeg", "image/jpeg"},
+    {"txt", "text/plain; charset=utf-8"},
+    {"json", "application/json"},
+    {"pdf", "application/pdf"},
+    {"epub", "application/epub+zip"},
+    {"wasm", "application/wasm"},
+};
+static const char DEFAULT_MEDIA_TYPE[] = "application/octet-stream";
+
+static const char *media_type(const char *name)
+{
+    const char *dot = strrchr(name, '.');
+
+    if (dot == NULL || strchr(dot, '/') != NULL)
+        return DEFAULT_MEDIA_TYPE;
+    for (size_t i = 0; i < sizeof MEDIA_TYPES / sizeof MEDIA_TYPES[0]; i++)
+        if (strcasecmp(dot + 1, MEDIA_TYPES[i].extension) == 0)
+            return MEDIA_TYPES[i].type;
+    return DEFAULT_MEDIA_TYPE;
+}
+
+static unsigned hex_digit_value(char c)
+{
+    return c <= '9' ? (unsigned)(c - '0') : (unsigned)((c | 0x20) - 'a' + 10);
+}
+
+/* Percent-encoding, RFC 3986 section 2.1: "%20" is the byte 0x20, a space.
+   Writes the path without its query (after "?", which we ignore) into
+   name, decoded once: "%252e" is "%2e", a name like any other, never ".".
+   Refused: "%" without two hex digits (400); "%00" (400, as nginx does),
+   since a NUL would end the name early in every C string after this one;
+   "%2F" (404, as Apache does), a slash inside one segment's name, which
+   no file can have, and which would otherwise split it into two. */
+static struct rejection decode_path(const char *path, char *name, size_t size)
+{
+    size_t length = 0;
+
+    for (const char *c = path; *c != '\0' && *c != '?'; c++) {
+        char byte = *c;
+        if (byte == '%') {
+            if (!is_one_of((unsigned char)c[1], HEX_DIGITS) ||
+                !is_one_of((unsigned char)c[2], HEX_DIGITS))
+                return reject(400, "% without two hex digits in the path");
+            byte = (char)(hex_digit_value(c[1]) * 16 + hex_digit_value(c[2]));
+            c += 2;
+            if (byte == '\0')
+                return reject(400, "%00 in the path");
+            if (byte == '/')
+                return reject(404, "%2F in the path");
+        }
+        if (length + 1 == size)
+            return reject(414, "path too long");
+        name[length++] = byte;
+    }
+    name[length] = '\0';
+    return NOT_REJECTED;
+}
+
+/* openat2(2), Linux 5.6, for which glibc 2.36 has no wrapper: opens name
+   relative to the directory root, and the kernel checks each step of the
+   path as it walks it. RESOLVE_BENEATH: no step may leave root, so ".."
+   above it, an absolute path, and a symbolic link to anywhere outside all
+   fail (EXDEV), whatever spelling our string checks missed.
+   RESOLVE_NO_MAGICLINKS: no "magic links", those of /proc/PID/fd and the
+   like, which lead to a file, not a path. RESOLVE_BENEATH refuses them
+   today, but its man page asks us to say so: that may change.
+   O_NONBLOCK: opening a FIFO would wait for a writer, and stop the loop
+   (only regular files are served, but fstat(2) can tell only once the
+   file is open). */
+static int open_beneath(int root, const char *name)
+{
+    struct open_how how = {.flags = O_RDONLY | O_NONBLOCK | O_CLOEXEC,
+                           .resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS};
+    long fd;
+
+    do
+        fd = syscall(SYS_openat2, root, name, &how, sizeof how);
+    while (fd < 0 && errno == EINTR);
+    return (int)fd;
+}
+
+/* A file that could not be opened, as a response. 404 for every name that
+   leads to no file beneath ROOT: one that does not exist (ENOENT, ENOTDIR),
+   one that would leave ROOT (EXDEV) or loops (ELOOP); seen from outside, a
+   file outside ROOT is just a file we do not have. 403 for a file we have
+   but may not read (EACCES, EPERM). The path in the log is the one sent,
+   which holds visible characters only. */
+static struct response refuse_file(const char *path)
+{
+    int error = errno;
+
+    printf("not served: %s: openat2: %s\n", path, strerror(error));
+    switch (error) {
+    case ENOENT:
+    case ENOTDIR:
+    case EXDEV:
+    case ELOOP:
+    case ENAMETOOLONG: return error_response(404, "no such file");
+    case EACCES:
+    case EPERM: return error_response(403, "not allowed");
+    default: return error_response(500, "the file could not be opened");
+    }
+}
+
+/* A directory asked for without its final slash, "/guide": the relative
+   links of its page ("style.css") would be looked for in the directory
+   above it. So we send the browser to "/guide/" (301, RFC 9110 section
+   15.4.2), as nginx and Apache do, rather than serve the page at the
+   wrong address. The path holds visible characters only: it is safe in a
+   header field. */
+static struct response redirect_to_directory(const char *path)
+{
+    struct response response = error_response(301, "a directory: its path ends in /");
+
+    response.location = path;
+    response.location_length = (int)strcspn(path, "?");
+    return response;
+}
+
+/* An HTTP date, RFC 9110 section 5.6.7: "Sun, 06 Nov 1994 08:49:37 GMT".
+   %a and %b are English because we never call setlocale(3). False if
+   the time has no such date (a year past 9999). */
+static bool format_date(time_t when, char date[DATE_MAX])
+{
+    struct tm utc;
+
+    return gmtime_r(&when, &utc) != NULL &&
+           strftime(date, DATE_MAX, "%a, %d %b %Y %H:%M:%S GMT", &utc) > 0;
+}
+
+/* The value of a header field sent once; NULL if it was not sent, or sent
+   more than once. */
+static const char *field_value(const struct request *request, const char *name)
+{
+    const char *value = NULL;
+
+    for (size_t i = 0; i < request->field_count; i++) {
+        if (strcasecmp(request->fields[i].name, name) != 0)
+            continue;
+        if (value != NULL)
+            return NULL;
+        value = request->fields[i].value;
+    }
+    return value;
+}
+
+/* If-Modified-Since, RFC 9110 section 13.1.3: the client has a copy from
+   that date; if the file has not changed since, 304 Not Modified, and no
+   body. The date must be an IMF-fixdate (section 5.6.7), exactly: we read
+   it with strptime(3), which is lenient, and keep it only if writing it
+   back gives the same text. Anything else is ignored, as the RFC asks, and
+   the file is sent. */
+static bool is_not_modified(const struct request *request, time_t modified)
+{
+    const char *since = field_value(request, "If-Modified-Since");
+    struct tm fields = {0};
+    char date[DATE_MAX];
+
+    if (since == NULL)
+        return false;
+    const char *end = strptime(since, "%a, %d %b %Y %H:%M:%S GMT", &fields);
+    if (end == NULL || *end != '\0')
+        return false;
+    time_t when = timegm(&fields);
+    return when != (time_t)-1 && format_date(when, date) && strcmp(date, since) == 0 &&
+           modified <= when;
+}
+
+/* GET or HEAD of a file beneath ROOT. A path that ends in "/" names a
+   directory, which serves its index.html. Only regular files are served:
+   not a FIFO, a device or a socket. */
+static struct response serve_file(int root, const struct request *request)
+{
+    char name[TARGET_MAX + sizeof INDEX_FILE];
+    struct rejection rejection =
+        decode_path(request->path, name, sizeof name - strlen(INDEX_FILE));
+    if (rejected(rejection))
+        return error_response(rejection.status, rejection.reason);
+    if (name[strlen(name) - 1] == '/')
+        strcat(name, INDEX_FILE);
+
+    /* name + 1: the path without its first "/", relative to ROOT. */
+    int file = open_beneath(root, name + 1);
+    if (file < 0)
+        return refuse_file(request->path);
+    struct stat status;
+    if (fstat(file, &status) < 0) {
+        warn("fstat");
+        close_file(file);
+        return error_response(500, "the file could not be read");
+    }
+    if (!S_ISREG(status.st_mode)) {
+        close_file(file);
+        if (S_ISDIR(status.st_mode))
+            return redirect_to_directory(request->path);
+        printf("not served: %s: not a regular file\n", request->path);
+        return error_response(404, "no such file");
+    }
+
+    struct response response = {.status = 200,
+                                .content_type = media_type(name),
+                                .has_file = true,
+                                .file = file,
+                                .file_size = status.st_size,
+                                .modified = status.st_mtim.tv_sec};
+    if (is_not_modified(request, response.modified))
+        response.status = 304;
+    if (response.status == 304 || strcmp(request->method, "HEAD") == 0) {
+        close_file(file);
+        response.file = -1;
+    }
+    return response;
+}
+
+/* The directory we serve, opened once, before any client comes. O_PATH: a
+   descriptor that names the directory, for openat2 to start from, and
+   can do nothing else. We try openat2 once here: a kernel older than 5.6
+   has none (ENOSYS), and without the kernel's guard we would rather not
+   serve files at all than serve them with a guard of our own. */
+static int open_root(const char *path)
+{
+    int root = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (root < 0) {
+        fprintf(stderr,
+                "open %s: %s\n"
+                "ROOT is the directory to serve: run ./step10 from the top of the "
+                "repository to serve its example site, or name one: ./step10 8080 "
+                "127.0.0.1 DIRECTORY\n",
+                path, strerror(errno));
+        exit(EXIT_FAILURE);
+    }
+    int probe = open_beneath(root, ".");
+    if (probe < 0 && errno == ENOSYS) {
+        fprintf(stderr,
+                "openat2: %s: Linux 5.6 or later keeps every path beneath %s; "
+                "serving no files without it\n",
+                strerror(errno), path);
+        exit(EXIT_FAILURE);
+    }
+    if (probe >= 0)
+        close_file(probe);
+    printf("serving the files of %s\n", path);
+    return root;
+}
+
 /* Decides what to answer to a well-formed request. It goes by the path,
-   which is the target unless that came in absolute-form. */
-static struct response route(const struct request *request)
+   which is the target unless that came in absolute-form: GET and HEAD
+   serve a file beneath root. */
+static struct response route(const struct request *request, int root)
 {
     bool is_get_or_head =
         strcmp(request->method, "GET") == 0 || strcmp(request->method, "HEAD") == 0;
@@ -866,6 +1169,8 @@ static struct response route(const struct request *request)
         return is_known_method(request->method)
                    ? error_response(405, "method not allowed")
                    : error_response(501, "unknown method");
+    if (is_get_or_head)
+        return serve_file(root, request);
     /* "*" is the server as a whole; the parser let it through for OPTIONS only. */
     if (strcmp(request->path, "/") != 0 && strcmp(request->path, "*") != 0)
         return error_response(404, "no such page");
@@ -877,24 +1182,20 @@ static struct response route(const struct request *request)
 
     struct response response = {.status = 200,
                                 .content_type = "text/html; charset=utf-8"};
-    if (is_post)
-        snprintf(response.body, sizeof response.body, "<p>received %lu bytes</p>\n",
-                 request->body_length);
-    else
-        snprintf(response.body, sizeof response.body, "%s", HELLO_PAGE);
+    snprintf(response.body, sizeof response.body, "<p>received %lu bytes</p>\n",
+             request->body_length);
     return response;
 }
 
-/* An HTTP date, RFC 9110 section 5.6.7: "Sun, 06 Nov 1994 08:49:37 GMT".
-   %a and %b are English because we never call setlocale(3). */
+/* ==== Sending the response ==== */
+
+/* The date now, as an HTTP date (format_date). */
 static void format_http_date(char date[DATE_MAX])
 {
     time_t now = time(NULL);
-    struct tm utc;
 
-    if (now == (time_t)-1 || gmtime_r(&now, &utc) == NULL)
+    if (now == (time_t)-1 || !format_date(now, date))
         die("time");
-    strftime(date, DATE_MAX, "%a, %d %b %Y %H:%M:%S GMT", &utc);
 }
 
 /* Every response says whether the connection stays open, RFC 9112,
@@ -910,26 +1211,81 @@ static const char *connection_field(const struct request *request,
     return "";
 }
 
+/* sendfile(2) copies from the file to the socket inside the kernel, from
+   file_offset on, and moves file_offset on: the bytes never come up into
+   our memory. Like write(2), it may send fewer bytes than asked, or none
+   (EAGAIN) while the socket's buffer is full. One call a turn, of
+   FILE_CHUNK_MAX bytes at most, as there is one read(2) a turn: a client
+   that reads a large file fast does not keep the loop from the others.
+   A file that shrank since fstat(2) ends early: sendfile returns 0. We
+   cannot send the Content-Length we promised, so the connection ends
+   (false), and the client sees a response cut short. */
+static bool send_file(int fd, struct outgoing *outgoing)
+{
+    if (outgoing->file < 0 || outgoing->file_offset == outgoing->file_size)
+        return true;
+    off_t left = outgoing->file_size - outgoing->file_offset;
+    ssize_t count;
+    do
+        count = sendfile(fd, outgoing->file, &outgoing->file_offset,
+                         left < FILE_CHUNK_MAX ? (size_t)left : FILE_CHUNK_MAX);
+    while (count < 0 && errno == EINTR);
+    if (count < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+        return true;
+    if (count < 0) {
+        warn("sendfile");
+        return false;
+    }
+    if (count == 0) {
+        printf("dropped: the file shrank while it was sent\n");
+        return false;
+    }
+    return true;
+}
+
+static bool is_sent(const struct outgoing *outgoing)
+{
+    return outgoing->sent == outgoing->length &&
+           (outgoing->file < 0 || outgoing->file_offset == outgoing->file_size);
+}
+
+/* The file of a response is closed once it is sent, or when the
+   connection ends before. */
+static void close_outgoing_file(struct outgoing *outgoing)
+{
+    if (outgoing->file >= 0)
+        close_file(outgoing->file);
+    outgoing->file = -1;
+}
+
 /* write(2) may take fewer bytes than we ask (a short write), and on a
    non-blocking socket none at all while the socket's buffer is full
    (EAGAIN): what is left waits in `outgoing` until epoll says there is
-   room. Returns false if the write failed. */
+   room. Once the head is out, the file follows. Returns false if the
+   write failed.
+   The head goes with send(2) and MSG_MORE when a file follows: the kernel
+   holds it until the file's first bytes join it. Sent alone, the head
+   would be a small packet not yet acknowledged, and TCP would hold the
+   file's bytes back until the client's acknowledgement, which a client
+   may delay by 40 ms (Nagle's algorithm, tcp(7)). */
 static bool send_outgoing(int fd, struct outgoing *outgoing)
 {
+    int more = outgoing->file >= 0 && outgoing->file_size > 0 ? MSG_MORE : 0;
+
     while (outgoing->sent < outgoing->length) {
-        ssize_t count = write(fd, outgoing->bytes + outgoing->sent,
-                              outgoing->length - outgoing->sent);
+        ssize_t count = send(fd, outgoing->bytes + outgoing->sent,
+                             outgoing->length - outgoing->sent, more);
         if (count < 0 && errno == EINTR)
             continue;
         if (count < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
             return true;
         if (count < 0) {
-            warn("write");
+            warn("send");
             return false;
         }
         outgoing->sent += (size_t)count;
     }
-    return true;
+    return send_file(fd, outgoing);
 }
 
 /* Allow lists the methods we serve: a 405 must send it, and it is what a
@@ -944,8 +1300,24 @@ static const char *allow_field(const struct request *request,
                : "";
 }
 
+/* Last-Modified (RFC 9110 section 8.8.2), the date a client sends back
+   in If-Modified-Since; or a 301's Location (section 10.2.2). */
+static void format_file_fields(const struct response *response,
+                               char fields[FILE_FIELDS_MAX])
+{
+    char date[DATE_MAX];
+
+    fields[0] = '\0';
+    if (response->has_file && format_date(response->modified, date))
+        snprintf(fields, FILE_FIELDS_MAX, "Last-Modified: %s\r\n", date);
+    else if (response->location != NULL)
+        snprintf(fields, FILE_FIELDS_MAX, "Location: %.*s/\r\n",
+                 response->location_length, response->location);
+}
+
 /* Puts the status line, the header fields and, unless the request was
-   HEAD, the body in `outgoing`, to be sent in one write. */
+   HEAD, the body in `outgoing`, to be sent in one write; a file is sent
+   after them. */
 static void format_response(const struct request *request,
                             const struct response *response, struct outgoing *outgoing)
 {
@@ -953,28 +1325,38 @@ static void format_response(const struct request *request,
     const char *allow = allow_field(request, response);
     char date[DATE_MAX];
     const char *connection = connection_field(request, response);
+    char file_fields[FILE_FIELDS_MAX];
+    long long content_length = response->has_file ? (long long)response->file_size
+                                                  : (long long)strlen(response->body);
 
     format_http_date(date);
+    format_file_fields(response, file_fields);
     int length = snprintf(outgoing->bytes, sizeof outgoing->bytes,
                           "HTTP/1.1 %d %s\r\n"
                           "Date: %s\r\n"
                           "Content-Type: %s\r\n"
-                          "Content-Length: %zu\r\n"
+                          "Content-Length: %lld\r\n"
+                          "%s"
                           "%s"
                           "%s"
                           "\r\n"
                           "%s",
                           response->status, reason_phrase(response->status), date,
-                          response->content_type, strlen(response->body), allow,
+                          response->content_type, content_length, file_fields, allow,
                           connection, is_head ? "" : response->body);
     outgoing->status = response->status;
     outgoing->keep_alive = response->keep_alive;
     outgoing->sent = 0;
     outgoing->length = 0;
-    if (length < 0 || (size_t)length >= sizeof outgoing->bytes)
+    outgoing->file = response->has_file ? response->file : -1;
+    outgoing->file_offset = 0;
+    outgoing->file_size = response->file_size;
+    if (length < 0 || (size_t)length >= sizeof outgoing->bytes) {
         fprintf(stderr, "response does not fit in %d bytes\n", RESPONSE_MAX);
-    else
+        close_outgoing_file(outgoing);
+    } else {
         outgoing->length = (size_t)length;
+    }
 }
 
 /* Has the client sent bytes that we have not read? recv(2) with MSG_PEEK
@@ -1100,6 +1482,7 @@ struct server {
     long long accept_again_at; /* if not: when we may try again */
     struct queue queues[STATES];
     struct buffers *free_buffers;
+    int root; /* the directory we serve (open_root) */
 };
 
 static void enqueue(struct queue *queue, struct connection *connection)
@@ -1194,6 +1577,7 @@ static void give_back_buffers(struct server *server, struct connection *connecti
 {
     if (connection->buffers == NULL)
         return;
+    close_outgoing_file(&connection->buffers->outgoing);
     connection->buffers->next_free = server->free_buffers;
     server->free_buffers = connection->buffers;
     connection->buffers = NULL;
@@ -1231,6 +1615,7 @@ static bool hold_buffers(struct server *server, struct connection *connection)
     buffers->received.length = 0;
     buffers->received.scanned = 0;
     buffers->request = (struct request){0};
+    buffers->outgoing.file = -1;
     connection->buffers = buffers;
     return true;
 }
@@ -1279,8 +1664,9 @@ static bool finish_response(struct server *server, struct connection *connection
     struct request *request = &buffers->request;
     size_t used = request->head_length + request->body_length;
 
+    close_outgoing_file(&buffers->outgoing);
     log_access(connection->peer, request, buffers->outgoing.status,
-               buffers->outgoing.sent);
+               buffers->outgoing.sent + (size_t)buffers->outgoing.file_offset);
     if (!buffers->outgoing.keep_alive) {
         /* request->body is set once the whole request has been read. */
         close_after_response(server, connection,
@@ -1309,13 +1695,14 @@ static bool continue_writing(struct server *server, struct connection *connectio
 
     if (!send_outgoing(connection->fd, outgoing)) {
         log_access(connection->peer, &connection->buffers->request, outgoing->status,
-                   outgoing->sent);
+                   outgoing->sent + (size_t)outgoing->file_offset);
         end_connection(server, connection);
         return false;
     }
-    if (outgoing->sent < outgoing->length) {
-        if (connection->state != WRITING)
-            enter_state(server, connection, WRITING);
+    if (!is_sent(outgoing)) {
+        /* The deadline starts again each time the client has taken some:
+           a large file may take longer than RESPONSE_TIMEOUT_SECONDS. */
+        enter_state(server, connection, WRITING);
         watch(server, connection, EPOLLOUT);
         return false;
     }
@@ -1342,7 +1729,7 @@ static bool respond(struct server *server, struct connection *connection,
     }
     struct response response = rejected(rejection)
                                    ? error_response(rejection.status, rejection.reason)
-                                   : route(request);
+                                   : route(request, server->root);
     connection->served++;
     /* After a rejection we cannot tell where the next request begins. */
     response.keep_alive = !rejected(rejection) && wants_keep_alive(request) &&
@@ -1613,7 +2000,8 @@ static void ignore_sigpipe(void)
 
 int main(int argc, char *argv[])
 {
-    struct sockaddr_in address = parse_arguments(argc, argv);
+    const char *root_path;
+    struct sockaddr_in address = parse_arguments(argc, argv, &root_path);
     char text[ENDPOINT_TEXT_MAX];
 
     ignore_sigpipe();
@@ -1624,8 +2012,11 @@ int main(int argc, char *argv[])
     printf("bound to %s\n", text);
     start_listening(listener);
     open_many_files();
-    struct server server = {
-        .listener = listener, .epoll = create_epoll(listener), .accepting = true};
+    int root = open_root(root_path);
+    struct server server = {.listener = listener,
+                            .epoll = create_epoll(listener),
+                            .accepting = true,
+                            .root = root};
     printf("listening on http://%s/\n", text);
     serve_forever(&server);
 }
