@@ -1128,7 +1128,8 @@ static struct response serve_file(int root, const struct request *request)
    descriptor that names the directory, for openat2 to start from, and
    can do nothing else. We try openat2 once here: a kernel older than 5.6
    has none (ENOSYS), and without the kernel's guard we would rather not
-   serve files at all than serve them with a guard of our own. */
+   serve files at all than serve them with a guard of our own. A ROOT we
+   cannot open is a bad argument, like a bad PORT: exit status 2. */
 static int open_root(const char *path)
 {
     int root = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
@@ -1139,7 +1140,7 @@ static int open_root(const char *path)
                 "repository to serve its example site, or name one: ./step10 8080 "
                 "127.0.0.1 DIRECTORY\n",
                 path, strerror(errno));
-        exit(EXIT_FAILURE);
+        exit(EXIT_USAGE);
     }
     int probe = open_beneath(root, ".");
     if (probe < 0 && errno == ENOSYS) {
