@@ -126,6 +126,26 @@ status_of() {
             "$(head -c 400 <<<"$answer" | tr '\n' '|')" "$try" "book/10-files.md, section 'The head, then the file'"
 }
 
+# The head is written first, the file after it: sent as two small packets,
+# the second would wait for the client to acknowledge the first, which a
+# client may delay by 40 ms (Nagle's algorithm and delayed ACKs, tcp(7)).
+# bats test_tags=part:files
+@test "ten small files over one connection take less than 200 ms in all" {
+    start_site
+    local urls=() outputs=() i total
+    for i in $(seq 10); do
+        urls+=("http://127.0.0.1:$PORT/style.css")
+        outputs+=(-o /dev/null)
+    done
+    total=$(curl -s -m "$WAIT_SECONDS" "${outputs[@]}" -w '%{time_total}\n' "${urls[@]}" |
+        awk '{ total += $1 } END { printf "%.3f", total }')
+    awk -v t="$total" 'BEGIN { exit !(t < 0.2) }' ||
+        fail_because "ten requests for style.css, one after the other on one connection, in less than 200 ms" \
+            "$total s in all: $(curl -s "${outputs[@]}" -w '%{time_total} ' "${urls[@]}")" \
+            "$(by_hand_root "curl -s -o /dev/null -o /dev/null -w '%{time_total}\\n' http://127.0.0.1:8080/style.css http://127.0.0.1:8080/style.css")" \
+            "book/10-files.md, section 'The head, then the file'"
+}
+
 # bats test_tags=ladder,part:files
 @test "without ROOT, the server serves the example site of step 10" {
     [ -d steps/10-files/site ] || skip "run from the top of the repository (tests/check does)"
