@@ -460,7 +460,7 @@ LIST
 # bats test_tags=part:files
 @test "each file is closed once sent, or when its client goes away mid-download" {
     start_site
-    head -c 32M /dev/urandom >"$ROOT/big.bin"
+    head -c 16M /dev/urandom >"$ROOT/big.bin"
     local before after fd line deadline
     fetch "http://127.0.0.1:$PORT/" >/dev/null
     before=$(count_descriptors)
