@@ -947,6 +947,8 @@ static struct rejection decode_path(const char *path, char *name, size_t size)
 {
     size_t length = 0;
 
+    if (path[0] != '/') /* origin-form, or built as one from absolute-form */
+        return reject(400, "the path does not start with /");
     for (const char *c = path; *c != '\0' && *c != '?'; c++) {
         char byte = *c;
         if (byte == '%') {
@@ -1088,8 +1090,9 @@ static struct response serve_file(int root, const struct request *request)
         decode_path(request->path, name, sizeof name - strlen(INDEX_FILE));
     if (rejected(rejection))
         return error_response(rejection.status, rejection.reason);
-    if (name[strlen(name) - 1] == '/')
-        strcat(name, INDEX_FILE);
+    size_t length = strlen(name);
+    if (name[length - 1] == '/')
+        snprintf(name + length, sizeof name - length, "%s", INDEX_FILE);
 
     /* name + 1: the path without its first "/", relative to ROOT. */
     int file = open_beneath(root, name + 1);
