@@ -70,12 +70,12 @@ enum {
     FILE_CHUNK_MAX = 2 * 1024 * 1024, /* bytes sendfile(2) sends in one turn */
 };
 #define DEFAULT_ADDRESS "127.0.0.1"
-/* A path relative to the working directory, which `./step10` run from the
-   top of the repository finds, and which holds nothing but the example
-   site. Not the working directory itself, nor a path found from the
-   program's own location: either would serve the repository (its .git,
-   its sources) to anyone who asks. Run from anywhere else, the default
-   does not exist, and the server says so and stops: name a ROOT then. */
+/* The example site, as a path relative to the working directory: run from
+   the top of the repository, as the README runs it, `./step10` finds it.
+   It holds the site and nothing else; a default of "." would serve the
+   whole repository, .git and all, to anyone who asks. Run from anywhere
+   else, it does not exist, and the server says so and stops (open_root):
+   name a ROOT then. */
 #define DEFAULT_ROOT "steps/10-files/site"
 
 /* ==== The command line and the log ==== */
@@ -899,7 +899,7 @@ static bool is_known_method(const char *method)
 /* Content-Type, RFC 9110 section 8.3, by the end of the file's name: a
    browser shows text/html as a page, and uses a style sheet or a script
    only if it comes as text/css or text/javascript. Anything else is
-   application/octet-stream, bytes to save, which no browser runs. */
+   application/octet-stream: bytes, which a browser offers to save. */
 static const struct media_type {
     const char *extension;
     const char *type;
