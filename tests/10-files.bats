@@ -83,6 +83,34 @@ status_of() {
             "$(by_hand_root "curl -i http://127.0.0.1:8080/")" "book/10-files.md, section 'A file beneath ROOT'"
 }
 
+# What the kernel does for the server, seen by strace: the file is opened
+# beneath ROOT by openat2(2), and goes out by sendfile(2), never through
+# read(2) and write(2).
+# bats test_tags=part:files
+@test "a file is opened with openat2 and RESOLVE_BENEATH, and sent with sendfile (strace)" {
+    make_site
+    head -c 300000 /dev/urandom >"$ROOT/data.bin"
+    start_traced_server openat2,sendfile,read,write listening 0 127.0.0.1 "$ROOT"
+    local status opened sent try
+    try="strace -e trace=openat2,sendfile $SERVER_NAME 8080 127.0.0.1 ROOT & sleep 0.5; curl -s -o /dev/null http://127.0.0.1:8080/data.bin; kill \$!"
+    status=$(fetch "http://127.0.0.1:$PORT/data.bin")
+    [ "$status" = 200 ] || fail_because "200 for GET /data.bin" "status $status: $(curl_said)" "$try"
+    local deadline=$((SECONDS + WAIT_SECONDS))
+    until grep -q 'sendfile(' "$TRACE" || ((SECONDS >= deadline)); do sleep 0.02; done
+    opened=$(grep -m 1 'openat2([0-9]*, "data.bin"' "$TRACE")
+    [[ $opened == *RESOLVE_BENEATH* ]] && [[ $opened == *RESOLVE_NO_MAGICLINKS* ]] ||
+        fail_because 'openat2(ROOT, "data.bin", {... resolve=RESOLVE_NO_MAGICLINKS|RESOLVE_BENEATH}, 24)' \
+            "${opened:-no openat2 of data.bin in the trace}" "$try" "book/10-files.md, section 'A file beneath ROOT'"
+    sent=$(grep -E 'sendfile\([0-9]+, [0-9]+, \[0\] => \[[0-9]+\]' "$TRACE" | head -n 1)
+    [ -n "$sent" ] ||
+        fail_because "sendfile(SOCKET, FILE, [0] => [N], ...) for the file's bytes" \
+            "$(grep -E 'sendfile|write\(' "$TRACE" | head -n 3)" "$try" "book/10-files.md, section 'The head, then the file'"
+    ! grep -qE '^[0-9]+ +write\([0-9]+, .{100}' "$TRACE" ||
+        fail_because "no write(2) of the file's bytes: sendfile sends them" \
+            "$(grep -E '^[0-9]+ +write\(' "$TRACE" | head -n 1 | cut -c 1-100)" "$try" \
+            "book/10-files.md, section 'The head, then the file'"
+}
+
 # bats test_tags=ladder,part:files
 @test "Content-Type follows the file's extension, application/octet-stream by default" {
     make_site
