@@ -161,8 +161,10 @@ local function find_region(lines, name, path)
   if lines[start]:match(";%s*$") or lines[start]:match("^#") then
     finish = start
   else
+    -- A brace that opens another one, "} MEDIA_TYPES[] = {" after a struct
+    -- type, goes on to the brace that closes the array.
     for i = start, #lines do
-      if lines[i]:match("^}") then
+      if lines[i]:match("^}") and not lines[i]:match("{%s*$") then
         finish = i
         break
       end
@@ -395,7 +397,16 @@ local function include_ranges(path, names)
   for _, name in ipairs(names) do
     local first, last, start = must_find_region(lines, name, path)
     local banner, new_banner = map.section[start], nil
-    if banner > 0 and not old_set[lines[banner]] and not mine.banners[banner] then
+    -- The banner goes with the section's first piece: not with a new
+    -- function that comes after code the reader has in that section.
+    local after_old = false
+    for _, declaration in ipairs(map.declarations) do
+      if declaration.line > banner and declaration.line < start
+        and reader_has(path, old_set, declaration.line) then
+        after_old = true
+      end
+    end
+    if banner > 0 and not after_old and not old_set[lines[banner]] and not mine.banners[banner] then
       mine.banners[banner] = true
       new_banner = banner
       ranges[#ranges + 1] = { banner, banner }

@@ -365,6 +365,42 @@ limit_descriptors() {
             "the same" "book/09-epoll.md, section 'Exercises'"
 }
 
+# A ROOT of one file, style.css, for the answers of step 10.
+start_file_server() {
+    mkdir -p "$BATS_TEST_TMPDIR/root"
+    printf 'h1 { color: teal; }\n' >"$BATS_TEST_TMPDIR/root/style.css"
+    start_server listening 0 127.0.0.1 "$BATS_TEST_TMPDIR/root"
+}
+
+# bats test_tags=exercise
+@test "10-nosniff: every file comes with X-Content-Type-Options: nosniff" {
+    use_answer 10-nosniff
+    start_file_server
+    local head
+    head=$(curl -sI -m "$WAIT_SECONDS" "http://127.0.0.1:$PORT/style.css" | tr -d '\r') || true
+    grep -qx 'X-Content-Type-Options: nosniff' <<<"$head" ||
+        fail_because "a field 'X-Content-Type-Options: nosniff' in the head of a file" "${head:-no head}" \
+            "$(by_hand "curl -I http://127.0.0.1:8080/style.css")" "book/10-files.md, section 'Exercises'"
+}
+
+# bats test_tags=exercise
+@test "10-etag: a file has an ETag, and If-None-Match with it gets 304; with another, the file" {
+    use_answer 10-etag
+    start_file_server
+    local url="http://127.0.0.1:$PORT/style.css" etag same other
+    etag=$(curl -sI -m "$WAIT_SECONDS" "$url" | tr -d '\r' | sed -n 's/^ETag: //p') || true
+    [[ $etag =~ ^\"[^\"]+\"$ ]] ||
+        fail_because "an ETag field, such as ETag: \"15-17a3c2f0b8e1c4d0\"" "'${etag:-none}'" \
+            "$(by_hand "curl -I http://127.0.0.1:8080/style.css")" "book/10-files.md, section 'Exercises'"
+    same=$(curl -s -o /dev/null -w '%{http_code}' -m "$WAIT_SECONDS" -H "If-None-Match: \"x\", W/$etag" "$url") || true
+    other=$(curl -s -o /dev/null -w '%{http_code}' -m "$WAIT_SECONDS" -H 'If-None-Match: "x"' \
+        -H 'If-Modified-Since: Fri, 01 Jan 2100 00:00:00 GMT' "$url") || true
+    [ "$same $other" = "304 200" ] ||
+        fail_because "304 for If-None-Match: \"x\", W/$etag; 200 for If-None-Match: \"x\" (and an If-Modified-Since that it overrides)" \
+            "$same and $other" "$(by_hand "curl -i -H 'If-None-Match: $etag' http://127.0.0.1:8080/style.css")" \
+            "book/10-files.md, section 'Exercises'"
+}
+
 # For the tests of tests/apply-patch, from the top of the repository: the
 # first answer's patch and step, in $patch and $step. No server: "try it"
 # is the command alone.
@@ -469,4 +505,12 @@ step_tests_pass() {
 
 @test "09-idle-first passes the tests of steps 01 to 09" {
     step_tests_pass 09-idle-first
+}
+
+@test "10-etag passes the tests of steps 01 to 10" {
+    step_tests_pass 10-etag
+}
+
+@test "10-nosniff passes the tests of steps 01 to 10" {
+    step_tests_pass 10-nosniff
 }

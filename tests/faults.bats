@@ -47,7 +47,8 @@ timed_out_then_next() {
             "it did after $took ms" "$(raw_command "$1") (and wait)"
         return 1
     fi
-    if ! grep -q 'rejected with 408: timed out' "$LOG"; then
+    # (From step 09 on, the log is written when the loop is quiet: wait for it.)
+    if ! wait_for_log 'rejected with 408: timed out' >/dev/null; then
         fail_because "the log to say: rejected with 408: timed out" "it does not" \
             "$(raw_command "$1")"
         return 1

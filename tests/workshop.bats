@@ -116,7 +116,7 @@ setup() {
 
 @test "the parts' line counts add up to the lines the step adds, and none is empty" {
     local step counted added
-    for step in 05 06 09; do
+    for step in 05 06 09 10; do
         counted=$("$top/tests/workshop/part-lines" "$step" | awk '$3 > 0 { sum += $3; n++ } END { print n, sum }')
         added=$(cd "$top" && diff steps/"$(printf '%02d' $((10#$step - 1)))"-*/server.c steps/"$step"-*/server.c |
             grep '^>' | grep -cv '^> *$')
@@ -129,7 +129,7 @@ setup() {
 
 @test "every part is a tag of its stage's tests, and every tagged part exists" {
     local step name
-    for step in 05 06 09; do
+    for step in 05 06 09 10; do
         while IFS=$'\t' read -r _ _ name _; do
             grep -Eq "^# bats test_tags=.*part:$name(,|\$)" "$top"/tests/"$step"-*.bats || {
                 echo "no test of step $step is tagged part:$name" >&2

@@ -23,7 +23,10 @@
  *   5. in step 07, before that, whether the request keeps the connection
  *      open (its Connection fields), which the response then says; and,
  *      as if the input were pipelined requests, forget_request() of the
- *      first one must leave exactly the bytes after it.
+ *      first one must leave exactly the bytes after it;
+ *   6. in step 10, decode_path() of the path: a name never longer than
+ *      the path, with no slash that the path did not have, and
+ *      is_not_modified() of its If-Modified-Since field.
  * Any broken promise calls abort(), which libFuzzer reports as a crash.
  */
 #define main step_main
@@ -157,6 +160,34 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
 #endif
     require(send_response(sink, &request, &response) > 0);
+#endif
+#ifdef STEP_SERVES_FILES
+    if (!rejected(rejection) && request.path[0] == '/') {
+        /* The name the kernel will open beneath ROOT: decoded once, never
+           longer than the path, and with a slash only where the path has
+           one (an encoded slash, %2F, is refused, never decoded). */
+        char name[TARGET_MAX + sizeof INDEX_FILE];
+        struct rejection refused =
+            decode_path(request.path, name, sizeof name - strlen(INDEX_FILE));
+        size_t path_length = strcspn(request.path, "?");
+        if (rejected(refused)) {
+            require(refused.status == 400 || refused.status == 404);
+        } else {
+            require(name[0] == '/');
+            require(strlen(name) <= path_length);
+            size_t slashes = 0, path_slashes = 0;
+            for (const char *c = name; *c != '\0'; c++)
+                slashes += *c == '/';
+            for (size_t i = 0; i < path_length; i++)
+                path_slashes += request.path[i] == '/';
+            require(slashes == path_slashes);
+            require(media_type(name)[0] != '\0');
+        }
+        /* If-Modified-Since is read strictly: a date it takes is one that
+           is not older than itself, and no file from before 1970 is new. */
+        (void)is_not_modified(&request, 0);
+        (void)is_not_modified(&request, (time_t)INT32_MAX);
+    }
 #endif
 #ifdef STEP_KEEPS_ALIVE
     static struct received received; /* too large for the stack */
