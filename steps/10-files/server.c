@@ -44,7 +44,7 @@ enum {
     PORT_MAX = 65535,
     EXIT_USAGE = 2,
     ENDPOINT_TEXT_MAX = INET_ADDRSTRLEN + sizeof ":65535",
-    LISTEN_BACKLOG = 128, /* connections the kernel queues for us */
+    LISTEN_BACKLOG = 511, /* connections the kernel queues for us: nginx's number */
     REQUEST_TIMEOUT_SECONDS = 5, /* to send a whole request */
     RESPONSE_TIMEOUT_SECONDS = 5, /* to take a response we could not send at once */
     KEEPALIVE_TIMEOUT_SECONDS = 2, /* to start the next request */
@@ -1193,13 +1193,23 @@ static struct response route(const struct request *request, int root)
 
 /* ==== Sending the response ==== */
 
-/* The date now, as an HTTP date (format_date). */
+/* The date now, as an HTTP date (format_date). The date changes once a
+   second, and one process may send thousands of responses in a second:
+   we format it once a second, as nginx does, and copy it. */
 static void format_http_date(char date[DATE_MAX])
 {
+    static time_t formatted_at = (time_t)-1;
+    static char formatted[DATE_MAX];
     time_t now = time(NULL);
 
-    if (now == (time_t)-1 || !format_date(now, date))
+    if (now == (time_t)-1)
         die("time");
+    if (now != formatted_at) {
+        if (!format_date(now, formatted))
+            die("gmtime_r");
+        formatted_at = now;
+    }
+    memcpy(date, formatted, DATE_MAX);
 }
 
 /* Every response says whether the connection stays open, RFC 9112,
