@@ -1,6 +1,6 @@
 # An HTTP server in C, in eight steps. `make help` lists what you can do.
 
-STEPS := 01 02 03 04 05 06 07 08 09 10
+STEPS := 01 02 03 04 05 06 07 08 09 10 11
 STEP_BINARIES := $(addprefix step,$(STEPS))
 
 CFLAGS ?= -O2 -g
