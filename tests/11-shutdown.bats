@@ -76,7 +76,7 @@ open_idle_connection() {
     [ "$body" = "<h1>$PAGE_WORD</h1>"$'\n' ] ||
         fail_because "index.html on a keep-alive connection, before any signal" \
             "'$(head -c 100 <<<"$body")'" "curl -v http://127.0.0.1:8080/index.html" \
-            "book/10-files.md, section 'Build and run'"
+            "book/11-shutdown.md, section 'Build and run'"
 }
 
 # Sends a signal to the server, and notes when (SIGNALLED_AT, in ms).
@@ -125,7 +125,7 @@ start_download() {
     [ "$(stat -c %s "$out")" -ge 262144 ] ||
         fail_because "a download of $1 under way (256 KiB of it within $WAIT_SECONDS s)" \
             "$(stat -c %s "$out") bytes" "curl --limit-rate $2 -o /dev/null http://127.0.0.1:8080$1" \
-            "book/10-files.md, section 'A piece at a time'"
+            "book/11-shutdown.md, section 'What can go wrong'"
 }
 
 # The exit status curl gave the download, once it has ended.
