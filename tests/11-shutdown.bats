@@ -28,6 +28,11 @@ after_each_test() {
     CLIENTS=() HELD=()
 }
 
+# Keeps a connection's descriptor, for after_each_test to close.
+hold() {
+    HELD+=("$1")
+}
+
 # The longest a drain may take (DRAIN_SECONDS), and what a loaded machine
 # may add to it.
 DRAIN_SECONDS=10
@@ -67,7 +72,7 @@ by_hand_stop() {
 open_idle_connection() {
     local line length=0 body
     exec {IDLE_FD}<>"/dev/tcp/127.0.0.1/$PORT"
-    HELD+=("$IDLE_FD")
+    hold "$IDLE_FD"
     printf 'GET /index.html HTTP/1.1\r\nHost: x\r\n\r\n' >&"$IDLE_FD"
     while IFS= read -r -t "$WAIT_SECONDS" -u "$IDLE_FD" line && [ "$line" != $'\r' ]; do
         [[ $line != [Cc]ontent-[Ll]ength:* ]] || length=${line#*: } length=${length%$'\r'}
@@ -207,7 +212,7 @@ unread_by_server() {
     open_idle_connection
     # A connection that has sent nothing yet has not begun a request either.
     exec {fresh}<>"/dev/tcp/127.0.0.1/$PORT"
-    HELD+=("$fresh")
+    hold "$fresh"
     wait_for_count '^accepted ' 2 >/dev/null || true
     signal_server TERM
     wait_for_exit 2
@@ -251,7 +256,7 @@ unread_by_server() {
     start_root_server
     try=$(by_hand_stop "(printf 'GET / HTTP/1.1\\r\\nHost: x\\r\\n'; sleep 1; printf '\\r\\n'; sleep 1) | nc 127.0.0.1 8080 & sleep 0.5" "wait")
     exec {fd}<>"/dev/tcp/127.0.0.1/$PORT"
-    HELD+=("$fd")
+    hold "$fd"
     printf 'GET / HTTP/1.1\r\nHost: x\r\n' >&"$fd"
     # The server has read the half (ss shows nothing left in its socket).
     wait_for_log '^accepted ' >/dev/null || true
