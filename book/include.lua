@@ -30,6 +30,9 @@ what to show, and this filter replaces it when the book is built:
       that scene, real commands run against the real servers (make
       transcripts plays them again; tests/transcripts.bats checks that
       they are what the servers print now)
+  ```{chart="book/bench/results.tsv"}```
+      the benchmark's bar chart, drawn as SVG from the results that
+      make bench wrote (book/chart.lua)
 
 A chapter teaches a step in pieces, each shown once. Each listing of a
 step's code says where its lines go, among what the reader has typed
@@ -632,8 +635,13 @@ local function transcript_block(block)
   return pandoc.CodeBlock(output, pandoc.Attr("", { "console" }))
 end
 
+-- The benchmark's chart (book/chart.lua), beside this file.
+local chart = dofile(pandoc.path.join({ pandoc.path.directory(PANDOC_SCRIPT_FILE), "chart.lua" }))
+
 function CodeBlock(block)
-  if block.attributes.include then
+  if block.attributes.chart then
+    return chart.block(block, fail)
+  elseif block.attributes.include then
     return include_block(block)
   elseif block.attributes.diff then
     return diff_block(block)

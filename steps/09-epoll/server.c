@@ -36,7 +36,7 @@ enum {
     PORT_MAX = 65535,
     EXIT_USAGE = 2,
     ENDPOINT_TEXT_MAX = INET_ADDRSTRLEN + sizeof ":65535",
-    LISTEN_BACKLOG = 128, /* connections the kernel queues for us */
+    LISTEN_BACKLOG = 511, /* connections the kernel queues for us: nginx's number */
     REQUEST_TIMEOUT_SECONDS = 5, /* to send a whole request */
     RESPONSE_TIMEOUT_SECONDS = 5, /* to take a response we could not send at once */
     KEEPALIVE_TIMEOUT_SECONDS = 2, /* to start the next request */
@@ -886,15 +886,25 @@ static struct response route(const struct request *request)
 }
 
 /* An HTTP date, RFC 9110 section 5.6.7: "Sun, 06 Nov 1994 08:49:37 GMT".
-   %a and %b are English because we never call setlocale(3). */
+   %a and %b are English because we never call setlocale(3). The date
+   changes once a second, and one process may send thousands of responses
+   in a second: we format it once a second, as nginx does, and copy it. */
 static void format_http_date(char date[DATE_MAX])
 {
+    static time_t formatted_at = (time_t)-1;
+    static char formatted[DATE_MAX];
     time_t now = time(NULL);
     struct tm utc;
 
-    if (now == (time_t)-1 || gmtime_r(&now, &utc) == NULL)
+    if (now == (time_t)-1)
         die("time");
-    strftime(date, DATE_MAX, "%a, %d %b %Y %H:%M:%S GMT", &utc);
+    if (now != formatted_at) {
+        if (gmtime_r(&now, &utc) == NULL)
+            die("gmtime_r");
+        strftime(formatted, DATE_MAX, "%a, %d %b %Y %H:%M:%S GMT", &utc);
+        formatted_at = now;
+    }
+    memcpy(date, formatted, DATE_MAX);
 }
 
 /* Every response says whether the connection stays open, RFC 9112,
