@@ -133,10 +133,12 @@ start_download() {
             "book/11-shutdown.md, section 'What can go wrong'"
 }
 
-# The exit status curl gave the download, once it has ended.
-download_status() {
+# Waits for the download to end (it may end after the server: curl still
+# reads what the sockets hold), and sets DOWNLOAD_STATUS to curl's exit
+# status. (Not in a $(...) subshell: only this shell can wait for curl.)
+wait_for_download() {
     wait "$DOWNLOAD_PID" 2>/dev/null || true
-    cat "$BATS_TEST_TMPDIR/download.status" 2>/dev/null || echo "none"
+    DOWNLOAD_STATUS=$(cat "$BATS_TEST_TMPDIR/download.status" 2>/dev/null || echo "none")
 }
 
 # The Recv-Q of the server's side of every connection to PORT: 0 once the
@@ -189,7 +191,8 @@ unread_by_server() {
         fail_because "exit status 0 once the download is done, within ${DRAIN_SECONDS} s of SIGTERM" \
             "${EXIT_STATUS:-still running} after $EXIT_MS ms" "$try" \
             "book/11-shutdown.md, section 'The loop ends when the last connection does'"
-    status=$(download_status)
+    wait_for_download
+    status=$DOWNLOAD_STATUS
     got=$(sha256sum <"$BATS_TEST_TMPDIR/download" | cut -d' ' -f1)
     echo "# the download: $(stat -c %s "$BATS_TEST_TMPDIR/download") bytes, sha256 ${got:0:16}..., expected ${expected:0:16}..." >&3
     [ "$status" = 0 ] && [ "$got" = "$expected" ] ||
@@ -305,7 +308,8 @@ unread_by_server() {
     grep -Eq '^a second signal: stopping now; connections unfinished: 1$' "$LOG" ||
         fail_because "the line 'a second signal: stopping now; connections unfinished: 1'" \
             "'$(tail -n 1 "$LOG")'" "$try" "$hint"
-    status=$(download_status)
+    wait_for_download
+    status=$DOWNLOAD_STATUS
     [ "$status" != 0 ] ||
         fail_because "the download cut short (curl's status not 0)" "curl got it all" "$try" "$hint"
 }
