@@ -344,10 +344,15 @@ unread_by_server() {
     start_traced_server rt_sigprocmask,signalfd4,signalfd listening 0 127.0.0.1 "$ROOT"
     local try="strace -e trace=rt_sigprocmask,signalfd4 $SERVER_NAME 8080 & sleep 0.5; kill -TERM \$!"
     local hint="book/11-shutdown.md, section 'The system calls: sigprocmask(2) and signalfd(2)'"
-    grep -Eq 'rt_sigprocmask\(SIG_BLOCK, \[(INT TERM|TERM INT)\]' "$TRACE" ||
+    # The sets hold INT and TERM, and maybe more (an exercise adds QUIT).
+    local blocked made
+    blocked=$(grep -Eo 'rt_sigprocmask\(SIG_BLOCK, \[[A-Z0-9 ]*\]' "$TRACE" | grep -w INT | grep -w TERM | head -n 1)
+    [ -n "$blocked" ] ||
         fail_because "rt_sigprocmask(SIG_BLOCK, [INT TERM], ...) in the trace" \
             "$(grep -m 3 sigprocmask "$TRACE" || echo 'no rt_sigprocmask')" "$try" "$hint"
-    grep -Eq 'signalfd4?\(-1, \[(INT TERM|TERM INT)\], [0-9]+, (SFD_CLOEXEC\|SFD_NONBLOCK|SFD_NONBLOCK\|SFD_CLOEXEC)\) = [0-9]+' "$TRACE" ||
+    made=$(grep -E 'signalfd4?\(-1, \[[A-Z0-9 ]*\], [0-9]+, (SFD_CLOEXEC\|SFD_NONBLOCK|SFD_NONBLOCK\|SFD_CLOEXEC)\) = [0-9]+' "$TRACE" |
+        grep -w INT | grep -w TERM | head -n 1)
+    [ -n "$made" ] ||
         fail_because "signalfd4(-1, [INT TERM], 8, SFD_CLOEXEC|SFD_NONBLOCK) = FD in the trace" \
             "$(grep -m 3 signalfd "$TRACE" || echo 'no signalfd')" "$try" "$hint"
 }
