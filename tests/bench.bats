@@ -207,3 +207,106 @@ chart() {
     [[ $output == *"results.tsv:$(grep -c '' "$results"):"* ]] ||
         explain "the message names the file and line" "$output" "tests/bats tests/bench.bats"
 }
+
+# Expands a page of markdown TEXT through the book's filter into plain
+# text in $BATS_TEST_TMPDIR/out; prints what the filter said.
+#   expand_page TEXT
+expand_page() {
+    printf '%s\n' "$1" >"$BATS_TEST_TMPDIR/page.md"
+    pandoc "$BATS_TEST_TMPDIR/page.md" --lua-filter book/include.lua --to plain --columns=200 \
+        -o "$BATS_TEST_TMPDIR/out" 2>&1
+}
+
+# A small results file whose figures are known: two rounds, two servers.
+write_small_results() {
+    {
+        printf '# date: 2026-01-01 00:00 UTC\n# machine: 2 processors\n'
+        printf "# wrk -t1 -d3s -cCONNECTIONS [-H 'Connection: close'] http://127.0.0.1:PORT/, 2 rounds\n"
+        printf 'round\tserver\tconnections\tmode\trequests_per_second\terrors\tcpu_us_per_request\n'
+        printf '1\tstep09\t16\tkeep-alive\t12000\t0\t8.00\n'
+        printf '1\tnginx\t16\tkeep-alive\t10000\t0\t9.00\n'
+        printf '2\tstep09\t16\tkeep-alive\t10000\t0\t9.00\n'
+        printf '2\tnginx\t16\tkeep-alive\t10000\t0\t9.50\n'
+    } >"$BATS_TEST_TMPDIR/small.tsv"
+}
+
+@test "a value in a sentence is computed from the results file: medians, ratios, words" {
+    command -v pandoc >/dev/null || skip "pandoc is not installed (sudo apt install pandoc)"
+    write_small_results
+    local f=$BATS_TEST_TMPDIR/small.tsv output
+    output=$(expand_page "[]{.bench file=\"$f\" value=\"median step09 keep-alive 16\"}
+[]{.bench file=\"$f\" value=\"ratio step09 nginx keep-alive 16\"}
+[]{.bench file=\"$f\" value=\"percent nginx step09 keep-alive 16\"}
+[]{.bench file=\"$f\" value=\"cpu nginx keep-alive 16\"}
+[]{.bench file=\"$f\" value=\"fastest step09 keep-alive 16\"}
+[]{.bench file=\"$f\" value=\"rounds\"} []{.bench file=\"$f\" value=\"seconds\"}
+[]{.bench file=\"$f\" value=\"ratio step09 nginx keep-alive 16\" at-least=\"1\" words=\"more|fewer\"}
+[]{.bench file=\"$f\" value=\"ratio nginx step09 keep-alive 16\" at-least=\"1\" words=\"more|fewer\"}") ||
+        explain "the page builds" "$output" "tests/bats tests/bench.bats"
+    output=$(tr '\n' ' ' <"$BATS_TEST_TMPDIR/out")
+    # Medians: step09 11000, nginx 10000; nginx's cpu 9.25.
+    [ "$output" = "11,000 1.10× 91% 9.25 12,000 2 3 more fewer " ] ||
+        explain "11,000 1.10× 91% 9.25 12,000 2 3 more fewer" "$output" "tests/bats tests/bench.bats"
+}
+
+@test "the values of the committed files build: system calls, memory, the run" {
+    command -v pandoc >/dev/null || skip "pandoc is not installed (sudo apt install pandoc)"
+    local output expected
+    output=$(expand_page '[]{.bench value="syscalls nginx"} []{.bench value="calls nginx epoll_wait"} []{.bench value="bytes nginx"} []{.bench value="date"} []{.bench .code value="command"}') ||
+        explain "the page builds" "$output" "tests/bats tests/bench.bats"
+    expected=$(awk -F'\t' '$1 == "nginx" && $2 == "total" { printf "%.2f ", $5 }' book/bench/syscalls.tsv)
+    expected+=$(awk -F'\t' '$1 == "nginx" && $2 == "epoll_wait" { printf "%d ", $3 }' book/bench/syscalls.tsv)
+    expected+=$(awk -F'\t' '$1 == "nginx" { printf "%d ", $7 }' book/bench/connections.tsv)
+    expected+=$(sed -n 's/^# date: //p' book/bench/results.tsv)
+    expected+=" $(sed -n 's/^# command: //p' book/bench/results.tsv)"
+    output=$(tr '\n' ' ' <"$BATS_TEST_TMPDIR/out" | sed 's/ $//; s/,//g')
+    [ "$output" = "$expected" ] ||
+        explain "$expected (from book/bench/*.tsv)" "$output" "tests/bats tests/bench.bats"
+}
+
+@test "a value that names a server not in the file stops the build, naming it" {
+    command -v pandoc >/dev/null || skip "pandoc is not installed (sudo apt install pandoc)"
+    local output
+    if output=$(expand_page 'It serves []{.bench value="ratio step99 nginx keep-alive 16"}.'); then
+        explain "the build fails on a server that book/bench/results.tsv does not have" "it succeeded" \
+            "tests/bats tests/bench.bats"
+    fi
+    [[ $output == *"no server 'step99' in book/bench/results.tsv"* ]] ||
+        explain "the message names the server and the file" "$output" "tests/bats tests/bench.bats"
+    if output=$(expand_page '[]{.bench value="syscalls step09 no_such_call"}'); then
+        explain "the build fails on a system call the file does not have" "it succeeded" \
+            "tests/bats tests/bench.bats"
+    fi
+    [[ $output == *"no system call 'no_such_call'"* ]] ||
+        explain "the message names the call" "$output" "tests/bats tests/bench.bats"
+    if output=$(expand_page '[]{.bench value="median step09 keep-alive 99"}'); then
+        explain "the build fails on a number of connections the file does not have" "it succeeded" \
+            "tests/bats tests/bench.bats"
+    fi
+    [[ $output == *"no measurement of step09 with keep-alive 99"* ]] ||
+        explain "the message names what is missing" "$output" "tests/bats tests/bench.bats"
+    if output=$(expand_page '[]{.bench value="speed step09"}'); then
+        explain "the build fails on a value it does not know" "it succeeded" "tests/bats tests/bench.bats"
+    fi
+    [[ $output == *"no such value 'speed'"* ]] ||
+        explain "the message names the value" "$output" "tests/bats tests/bench.bats"
+}
+
+@test "the tables are built from the files: a column per server, a row per group" {
+    command -v pandoc >/dev/null || skip "pandoc is not installed (sudo apt install pandoc)"
+    write_small_results
+    local output
+    output=$(expand_page "\`\`\`{bench=\"medians\" file=\"$BATS_TEST_TMPDIR/small.tsv\"}
+\`\`\`") || explain "the table builds" "$output" "tests/bats tests/bench.bats"
+    grep -Eq '^ *keep-alive, 16 +11,000 +10,000 *$' "$BATS_TEST_TMPDIR/out" ||
+        explain "a row 'keep-alive, 16  11,000  10,000'" "$(cat "$BATS_TEST_TMPDIR/out")" \
+            "tests/bats tests/bench.bats"
+    local table
+    for table in medians cpu rounds syscalls connections; do
+        output=$(expand_page "\`\`\`{bench=\"$table\"}
+\`\`\`") || explain "the table $table builds from book/bench/" "$output" "tests/bats tests/bench.bats"
+    done
+    grep -Eq '^ *step09 +10,000 ' "$BATS_TEST_TMPDIR/out" ||
+        explain "a row for step09 in the table of connections" "$(cat "$BATS_TEST_TMPDIR/out")" \
+            "tests/bats tests/bench.bats"
+}
