@@ -137,7 +137,7 @@ CHAPTERS_WITHOUT_A_STEP=(book/09-speed.md)
 # Prints the chapters that teach a step: book/NN-NAME.md for steps/NN-NAME.
 step_chapters() {
     local chapter
-    for chapter in book/[01][0-9]-*.md; do
+    for chapter in book/0[1-9]-*.md book/1[0-9]-*.md; do
         [ -d "steps/$(basename "$chapter" .md)" ] && echo "$chapter"
     done
     return 0
@@ -145,7 +145,7 @@ step_chapters() {
 
 @test "each chapter numbered like a step is named as its step, or is listed as teaching none" {
     local chapter listed other report=''
-    for chapter in book/[01][0-9]-*.md; do
+    for chapter in book/0[1-9]-*.md book/1[0-9]-*.md; do
         [ -d "steps/$(basename "$chapter" .md)" ] && continue
         listed=0
         for other in "${CHAPTERS_WITHOUT_A_STEP[@]}"; do [ "$other" != "$chapter" ] || listed=1; done
