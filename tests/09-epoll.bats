@@ -85,15 +85,16 @@ wait_until_stopped() {
 
 # bats test_tags=part:loop,ladder
 @test "one process serves every client: no fork, and every answer is written by the server itself" {
-    start_traced_server socket,fork,vfork,clone,clone3,write listening 0
+    # (From step 10 on, a response's head goes out with send(2): sendto.)
+    start_traced_server socket,fork,vfork,clone,clone3,write,sendto listening 0
     local codes answered forks writers
     codes=$(fetch_parallel 50 50 "$WAIT_SECONDS" | grep -c '^200 ' || true)
     wait_for_count '^127\.0\.0\.1:[0-9]+ GET / 200 ' 50 >/dev/null || true
     # From the server's socket(2) on: a wrapper that starts the server
     # (make memcheck's) may fork before.
     forks=$(sed -n '/ socket(AF_INET/,$p' "$TRACE" | grep -Ec '^[0-9]+ +(fork|vfork|clone|clone3)\(' || true)
-    answered=$(grep -Ec '^[0-9]+ +write\([0-9]+, "HTTP/1\.1 200' "$TRACE" || true)
-    writers=$(grep -E '^[0-9]+ +write\([0-9]+, "HTTP/1\.1 ' "$TRACE" | awk '{ print $1 }' | sort -u | paste -sd ' ' -)
+    answered=$(grep -Ec '^[0-9]+ +(write|sendto)\([0-9]+, "HTTP/1\.1 200' "$TRACE" || true)
+    writers=$(grep -E '^[0-9]+ +(write|sendto)\([0-9]+, "HTTP/1\.1 ' "$TRACE" | awk '{ print $1 }' | sort -u | paste -sd ' ' -)
     local said="$codes answers with 200; strace saw $forks fork/clone calls and $answered answers written, by pids '$writers' (the server is $SERVER_PID)"
     local try hint="book/09-epoll.md, section 'The loop'"
     try="strace -f -e trace=clone,clone3,fork,write $SERVER_NAME 8080 & sleep 0.5; curl -s -Z http://127.0.0.1:8080/ http://127.0.0.1:8080/ >/dev/null; kill %1"
@@ -236,7 +237,7 @@ STALLED_TRY="tests/stalled-client 8080 90 & sleep 1; curl -m 1 http://127.0.0.1:
 
 # bats test_tags=part:full-socket,ladder
 @test "a client that sends 90 requests and reads nothing delays nobody, and gets all 90 answers when it reads" {
-    start_traced_server write,epoll_ctl listening 0
+    start_traced_server write,sendto,epoll_ctl listening 0
     start_stalled_client 90 ||
         fail_because "tests/stalled-client to send its requests and stop" "it did not: $(cat "$BATS_TEST_TMPDIR/stalled")" \
             "$(by_hand "$STALLED_TRY")"
@@ -249,7 +250,7 @@ STALLED_TRY="tests/stalled-client 8080 90 & sleep 1; curl -m 1 http://127.0.0.1:
     code=$(curl -s -m 1 -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PORT/" || true)
     took=$(since "$started")
     local eagain epollout
-    eagain=$(grep -c 'write(.*EAGAIN' "$TRACE" || true)
+    eagain=$(grep -Ec '(write|sendto)\(.*EAGAIN' "$TRACE" || true)
     epollout=$(grep -c 'EPOLL_CTL_MOD.*EPOLLOUT' "$TRACE" || true)
     kill -CONT "$STALLED"
     local status=0

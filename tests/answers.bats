@@ -401,6 +401,64 @@ start_file_server() {
             "book/10-files.md, section 'Exercises'"
 }
 
+# A ROOT for step 11's answers, with a file of SIZE zeros, big.bin.
+#   make_answer_root SIZE
+make_answer_root() {
+    ROOT=$BATS_TEST_TMPDIR/root
+    mkdir -p "$ROOT"
+    echo '<h1>hello</h1>' >"$ROOT/index.html"
+    head -c "$1" /dev/zero >"$ROOT/big.bin"
+}
+
+# Waits until the server has ended, for SECONDS at most; then
+# server_ended says how ("the server exited with status 1"). (Not in a
+# $(...) subshell: only the test's own shell can wait(2) for the server.)
+#   wait_for_end SECONDS
+wait_for_end() {
+    local deadline=$((SECONDS + $1 + 1))
+    while kill -0 "$SERVER_PID" 2>/dev/null && [ "$(process_state "$SERVER_PID")" != Z ] &&
+        ((SECONDS < deadline)); do
+        sleep 0.02
+    done
+    server_ended >/dev/null
+}
+
+# bats test_tags=exercise
+@test "11-sender: says which process sent the signal" {
+    use_answer 11-sender
+    make_answer_root 0
+    start_server listening 0 127.0.0.1 "$ROOT"
+    kill -TERM "$SERVER_PID"
+    local line
+    line=$(wait_for_log '^SIGTERM sent by process ') || true
+    [ "$line" = "SIGTERM sent by process $BASHPID" ] ||
+        fail_because "a line 'SIGTERM sent by process $BASHPID' (the shell that ran kill)" "'${line:-no such line}'" \
+            "$SERVER_NAME 8080 & sleep 0.5; kill -TERM \$!; echo \$\$" "book/11-shutdown.md, section 'Exercises'"
+}
+
+# bats test_tags=exercise
+@test "11-sigquit: SIGQUIT stops the server at once, with status 1, mid-download" {
+    use_answer 11-sigquit
+    make_answer_root 16M
+    start_server listening 0 127.0.0.1 "$ROOT"
+    local out=$BATS_TEST_TMPDIR/download deadline=$((SECONDS + WAIT_SECONDS)) ended try
+    curl -s -m 30 --limit-rate 1M -o "$out" "http://127.0.0.1:$PORT/big.bin" &
+    local curl_pid=$!
+    until [ -s "$out" ] || ((SECONDS >= deadline)); do sleep 0.02; done
+    try="$SERVER_NAME 8080 127.0.0.1 ROOT & sleep 0.5; curl -s --limit-rate 1M -o /dev/null http://127.0.0.1:8080/big.bin & sleep 1; kill -QUIT %1; wait %1; echo \$?"
+    kill -QUIT "$SERVER_PID"
+    wait_for_end 2
+    ended=$(server_ended)
+    kill "$curl_pid" 2>/dev/null || true
+    wait "$curl_pid" 2>/dev/null || true
+    [ "$ended" = "the server exited with status 1" ] ||
+        fail_because "exit status 1 within 2 s of SIGQUIT, a download under way" "${ended:-still running}" \
+            "$try" "book/11-shutdown.md, section 'Exercises'"
+    grep -qx 'SIGQUIT: stopping now; connections unfinished: 1' "$LOG" ||
+        fail_because "the line 'SIGQUIT: stopping now; connections unfinished: 1'" "'$(tail -n 1 "$LOG")'" \
+            "$try" "book/11-shutdown.md, section 'Exercises'"
+}
+
 # For the tests of tests/apply-patch, from the top of the repository: the
 # first answer's patch and step, in $patch and $step. No server: "try it"
 # is the command alone.
@@ -513,4 +571,12 @@ step_tests_pass() {
 
 @test "10-nosniff passes the tests of steps 01 to 10" {
     step_tests_pass 10-nosniff
+}
+
+@test "11-sender passes the tests of steps 01 to 11" {
+    step_tests_pass 11-sender
+}
+
+@test "11-sigquit passes the tests of steps 01 to 11" {
+    step_tests_pass 11-sigquit
 }

@@ -39,6 +39,12 @@ forks() {
     [ "$((10#$STEP))" -ge 8 ]
 }
 
+# Step 11 drains on SIGTERM: it finishes what was begun, for DRAIN_SECONDS
+# at most.
+drains() {
+    [ "$((10#$STEP))" -ge 11 ]
+}
+
 # Runs a command without bats' DEBUG trap, which bats runs before every
 # command of a test (to report the failing line) and which makes a loop of
 # thousands of commands take seconds instead of milliseconds.

@@ -439,3 +439,45 @@ send_flood() {
     fi
     probe "a flood of pipelined requests" || return 1
 }
+
+# A drain waits for what was begun, but not for ever: a client that
+# downloads 128 MiB at 6 MiB/s would hold it for 20 s. DRAIN_SECONDS,
+# 10 s, after SIGTERM, the server stops anyway, with status 1.
+@test "a download slower than the drain is cut at DRAIN_SECONDS (10 s), and the server exits with status 1" {
+    drains || skip "step $STEP does not drain: SIGTERM ends it at once"
+    stop_server
+    local root=$BATS_TEST_TMPDIR/root out=$BATS_TEST_TMPDIR/download started took ended deadline curl_pid
+    mkdir -p "$root"
+    head -c 128M /dev/zero >"$root/big.bin"
+    start_server listening 0 127.0.0.1 "$root"
+    local try="$SERVER_NAME 8080 127.0.0.1 ROOT & sleep 0.5; curl -s --limit-rate 6M -o /dev/null http://127.0.0.1:8080/big.bin & sleep 1; kill -TERM %1; time wait %1; echo \$?"
+    : >"$out"
+    curl -s -m 30 --limit-rate 6M -o "$out" "http://127.0.0.1:$PORT/big.bin" &
+    curl_pid=$!
+    deadline=$((SECONDS + WAIT_SECONDS))
+    until [ -s "$out" ] || ((SECONDS >= deadline)); do sleep 0.02; done
+    started=$(now_ms)
+    kill -TERM "$SERVER_PID"
+    deadline=$((SECONDS + 16))
+    while kill -0 "$SERVER_PID" 2>/dev/null && [ "$(process_state "$SERVER_PID")" != Z ] &&
+        ((SECONDS < deadline)); do
+        sleep 0.05
+    done
+    took=$(($(now_ms) - started))
+    server_ended >/dev/null
+    ended=$(server_ended)
+    kill "$curl_pid" 2>/dev/null || true
+    wait "$curl_pid" 2>/dev/null || true
+    report "a download at 6 MiB/s held the drain; the server stopped $took ms after SIGTERM: $ended"
+    if [ "$ended" != "the server exited with status 1" ] || ((took < 9500 || took > 13000)); then
+        fail_because "exit status 1 about 10 s (DRAIN_SECONDS) after SIGTERM, the download unfinished" \
+            "${ended:-still running} after $took ms" "$try" "book/11-shutdown.md, section 'A second signal, or the deadline'"
+        return 1
+    fi
+    if ! grep -qx 'drain deadline: stopping now; connections unfinished: 1' "$LOG"; then
+        fail_because "the line 'drain deadline: stopping now; connections unfinished: 1'" "'$(tail -n 1 "$LOG")'" \
+            "$try" "book/11-shutdown.md, section 'A second signal, or the deadline'"
+        return 1
+    fi
+    SERVER_PID= # it was meant to stop
+}
