@@ -21,6 +21,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <linux/openat2.h>
+#include <linux/sockios.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -30,6 +31,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/epoll.h>
+#include <sys/ioctl.h>
 #include <sys/resource.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
@@ -855,6 +857,7 @@ struct outgoing {
     int file;
     off_t file_offset;
     off_t file_size;
+    int in_socket; /* bytes the socket held when the deadline started */
 };
 
 static const char INDEX_FILE[] = "index.html"; /* what a directory serves */
@@ -1282,6 +1285,19 @@ static void close_outgoing_file(struct outgoing *outgoing)
     if (outgoing->file >= 0)
         close_file(outgoing->file);
     outgoing->file = -1;
+}
+
+/* How many bytes of ours the socket holds, sent or not, that the client
+   has not acknowledged: SIOCOUTQ (tcp(7)). -1 if the kernel does not say. */
+static int bytes_in_socket(int fd)
+{
+    int in_socket;
+
+    if (ioctl(fd, SIOCOUTQ, &in_socket) < 0) {
+        warn("ioctl SIOCOUTQ");
+        return -1;
+    }
+    return in_socket;
 }
 
 /* write(2) may take fewer bytes than we ask (a short write), and on a
@@ -1729,6 +1745,7 @@ static bool continue_writing(struct server *server, struct connection *connectio
         /* The deadline starts again each time the client has taken some:
            a large file may take longer than RESPONSE_TIMEOUT_SECONDS. */
         enter_state(server, connection, WRITING);
+        outgoing->in_socket = bytes_in_socket(connection->fd);
         watch(server, connection, EPOLLOUT);
         return false;
     }
@@ -1839,6 +1856,22 @@ static void on_event(struct server *server, struct connection *connection)
     }
 }
 
+/* The socket may have had no room for us all along, and yet the client
+   reads: a socket's buffers grow to megabytes (tcp(7)), and the kernel
+   says there is room only when a third of its buffer is free, which a
+   client that reads slowly may take longer than RESPONSE_TIMEOUT_SECONDS
+   to free. If the socket holds fewer bytes than when the deadline
+   started, the client is reading; we note how many it holds now. */
+static bool is_taking_bytes(struct connection *connection)
+{
+    struct outgoing *outgoing = &connection->buffers->outgoing;
+    int in_socket = bytes_in_socket(connection->fd);
+    bool taking = in_socket >= 0 && in_socket < outgoing->in_socket;
+
+    outgoing->in_socket = in_socket;
+    return taking;
+}
+
 /* A connection's deadline has passed: what that means depends on its
    state too. */
 static void time_out(struct server *server, struct connection *connection)
@@ -1849,6 +1882,10 @@ static void time_out(struct server *server, struct connection *connection)
             respond(server, connection, reject(408, "timed out"));
         return;
     case WRITING:
+        if (is_taking_bytes(connection)) {
+            enter_state(server, connection, WRITING);
+            return;
+        }
         printf("dropped: the response was not read for %d seconds\n",
                RESPONSE_TIMEOUT_SECONDS);
         break;
