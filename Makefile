@@ -142,7 +142,7 @@ endif
 fuzz: $(FUZZERS) ## fuzz the parser of steps 05 to 09, FUZZ_SECONDS (60) each
 	@tests/fuzz/run $(FUZZ_SECONDS) $(FUZZERS)
 
-faults: step05 step06 step07 step08 step09 ## slow, silent, rude and malformed clients, and load (45 s)
+faults: step05 step06 step07 step08 step09 ## slow, silent, rude and malformed clients, and load (60 s)
 	@tests/faults
 
 memcheck: all ## the tests and make faults with every server under valgrind
