@@ -23,7 +23,7 @@ FLAGS_STAMP := build/compiler-flags
 $(shell mkdir -p build && echo '$(CC) $(BUILD_CFLAGS) $(LDFLAGS)' | cmp -s - $(FLAGS_STAMP) || \
 	echo '$(CC) $(BUILD_CFLAGS) $(LDFLAGS)' > $(FLAGS_STAMP))
 
-.PHONY: all help run test check bench clean book transcripts $(addprefix step-,$(STEPS))
+.PHONY: all help run test test-all check bench clean book transcripts $(addprefix step-,$(STEPS))
 
 all: $(STEP_BINARIES) ## build the eight servers: ./step01 ... ./step08
 
@@ -47,11 +47,14 @@ NEWEST := $(lastword $(STEPS))
 run: step$(NEWEST) ## build the newest step (08) and start it on PORT (default 8080)
 	./step$(NEWEST) $(PORT)
 
-test: all answers ## run every step against its tests and the earlier steps', and the answers
+test: all answers ## the newest step against every test, each older step against its own, the ladder, the answers (1 min)
 	@tests/run-all
 
+test-all: all answers ## make test, and every step against every earlier step's tests too (CI; 2 min)
+	@tests/run-all --all
+
 check: ## check a server of yours: make check STEP=04 SERVER=path/to/server [PART=2]
-	@test -n "$(STEP)" || { echo 'usage: make check STEP=04 [SERVER=path/to/server] [PART=N or NAME, for steps 05 and 06]' >&2; exit 2; }
+	@test -n "$(STEP)" || { echo 'usage: make check STEP=04 [SERVER=path/to/server] [PART=N or NAME, for steps 05, 06 and 09]' >&2; exit 2; }
 	@tests/check $(STEP) $(or $(SERVER),./step$(shell printf '%02d' $(STEP) 2>/dev/null)) $(if $(PART),--part '$(PART)')
 
 bench: step06 step07 step08 ## measure steps 06, 07 and 08 against nginx with one worker (wrk)

@@ -19,6 +19,12 @@ load helpers
 send_byte_by_byte() {
     local request=$1 fd i try
     try="(printf 'GET / HTTP/1.1\\r\\n'; sleep 1; printf 'Host: x\\r\\n\\r\\n') | nc -N 127.0.0.1 8080"
+    # A pause without a process of its own (sleep(1) is one, and on a busy
+    # machine 69 of them can take longer than the server's 5 s timeout):
+    # the read builtin's time limit (-t), on a pipe that nobody writes to.
+    local pause
+    rm -f "$BATS_TEST_TMPDIR/pause" && mkfifo "$BATS_TEST_TMPDIR/pause"
+    exec {pause}<>"$BATS_TEST_TMPDIR/pause"
     exec {fd}<>"/dev/tcp/127.0.0.1/$PORT"
     for ((i = 0; i < ${#request}; i++)); do
         # A write fails once the server has closed and our last byte was refused.
@@ -29,8 +35,10 @@ send_byte_by_byte() {
                 "book/05-parse.md, section 'Finding the end of the head': read(2) returns what has arrived, not a whole request"
             return 1
         fi
-        sleep 0.005 # space the bytes out, so that they travel one by one
+        read -rt 0.005 -u "$pause" || true # space the bytes out, so that they travel one by one
     done
+    exec {pause}>&-
+    rm -f "$BATS_TEST_TMPDIR/pause"
     local status=0
     timeout "$WAIT_SECONDS" cat <&"$fd" >/dev/null 2>&1 || status=$?
     exec {fd}>&-

@@ -300,6 +300,71 @@ converse() {
             "$(by_hand "curl http://127.0.0.1:8080/")" "book/08-fork.md, section 'Exercises'"
 }
 
+# Lowers the descriptor limit of the running server PID so that it can
+# open N more descriptors, the lowest numbers that are free, and no more
+# (prlimit(1): its accept4 then fails with EMFILE).
+#   limit_descriptors PID N
+limit_descriptors() {
+    local pid=$1 left=$2 fd=0
+    while :; do
+        if [ ! -e "/proc/$pid/fd/$fd" ]; then
+            left=$((left - 1))
+            [ "$left" -gt 0 ] || break
+        fi
+        fd=$((fd + 1))
+    done
+    prlimit --pid "$pid" --nofile=$((fd + 1)):$((fd + 1))
+}
+
+# bats test_tags=exercise
+@test "09-accepting-again: says when it watches the listener again, and how many connections are open" {
+    use_answer 09-accepting-again
+    start_server listening 0
+    limit_descriptors "$SERVER_PID" 1
+    local fds=() fd line
+    for _ in 1 2; do
+        exec {fd}<>"/dev/tcp/127.0.0.1/$PORT"
+        fds+=("$fd")
+    done
+    wait_for_log '^accept4: Too many open files' >/dev/null || true
+    for fd in "${fds[@]}"; do
+        exec {fd}>&-
+    done
+    line=$(wait_for_log '^accepting again') || true
+    [[ $line =~ ^accepting\ again:\ [0-9]+\ of\ [0-9]+\ connections\ open$ ]] ||
+        fail_because "a line like 'accepting again: 1 of 16384 connections open' once accept4 failed" \
+            "'${line:-no such line}'; the log: $(grep -c 'Too many open files' "$LOG") accept4 failures" \
+            "$SERVER_NAME 8080 & sleep 0.5; prlimit --pid \$! --nofile=7:7; exec 3<>/dev/tcp/127.0.0.1/8080 4<>/dev/tcp/127.0.0.1/8080" \
+            "book/09-epoll.md, section 'Exercises'"
+}
+
+# bats test_tags=exercise
+@test "09-idle-first: out of descriptors, a new client is served at once, in place of an idle connection" {
+    use_answer 09-idle-first
+    start_server listening 0
+    limit_descriptors "$SERVER_PID" 2
+    local fds=() fd i said
+    for i in 1 2; do
+        exec {fd}<>"/dev/tcp/127.0.0.1/$PORT"
+        fds+=("$fd")
+        printf 'GET / HTTP/1.1\r\nHost: x\r\n\r\n' >&"$fd"
+        wait_for_count ' GET / 200 ' "$i" >/dev/null || true
+    done
+    # The two connections are idle, for 2 seconds: a new client must not wait for that.
+    said=$(curl -s -m 1 -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PORT/") || true
+    for fd in "${fds[@]}"; do
+        exec {fd}>&-
+    done
+    [ "$said" = 200 ] ||
+        fail_because "200 within 1 s for curl, while two idle connections hold the last descriptors" \
+            "'${said:-nothing}' (000: no answer within 1 s)" \
+            "$SERVER_NAME 8080 & sleep 0.5; prlimit --pid \$! --nofile=7:7; (two clients that ask for / and stay); curl -m 1 http://127.0.0.1:8080/" \
+            "book/09-epoll.md, section 'Exercises'"
+    wait_for_log '^closed: idle, to make room$' >/dev/null ||
+        fail_because "a line 'closed: idle, to make room'" "$(grep -c '^closed' "$LOG") 'closed' line(s)" \
+            "the same" "book/09-epoll.md, section 'Exercises'"
+}
+
 # For the tests of tests/apply-patch, from the top of the repository: the
 # first answer's patch and step, in $patch and $step. No server: "try it"
 # is the command alone.
@@ -396,4 +461,12 @@ step_tests_pass() {
 
 @test "08-cpu-time passes the tests of steps 01 to 08" {
     step_tests_pass 08-cpu-time
+}
+
+@test "09-accepting-again passes the tests of steps 01 to 09" {
+    step_tests_pass 09-accepting-again
+}
+
+@test "09-idle-first passes the tests of steps 01 to 09" {
+    step_tests_pass 09-idle-first
 }

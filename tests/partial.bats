@@ -107,9 +107,17 @@ part_has_its_own_green() {
     }
 }
 
+@test "09 part 1, loop: green for its tests, red for part 2's" {
+    part_has_its_own_green 09 loop
+}
+
+@test "09 part 2, full-socket: green for its tests, red for part 3's" {
+    part_has_its_own_green 09 full-socket
+}
+
 @test "every part but the last has a server written up to it here" {
     local step part missing=''
-    for step in 05 06; do
+    for step in 05 06 09; do
         while read -r part; do
             [ -e "$top/tests/partial/$step-$part.patch" ] || missing+=" $step-$part"
         done < <(parts_of "$step" | sed '$d')

@@ -116,7 +116,7 @@ setup() {
 
 @test "the parts' line counts add up to the lines the step adds, and none is empty" {
     local step counted added
-    for step in 05 06; do
+    for step in 05 06 09; do
         counted=$("$top/tests/workshop/part-lines" "$step" | awk '$3 > 0 { sum += $3; n++ } END { print n, sum }')
         added=$(cd "$top" && diff steps/"$(printf '%02d' $((10#$step - 1)))"-*/server.c steps/"$step"-*/server.c |
             grep '^>' | grep -cv '^> *$')
@@ -129,7 +129,7 @@ setup() {
 
 @test "every part is a tag of its stage's tests, and every tagged part exists" {
     local step name
-    for step in 05 06; do
+    for step in 05 06 09; do
         while IFS=$'\t' read -r _ _ name _; do
             grep -Eq "^# bats test_tags=.*part:$name(,|\$)" "$top"/tests/"$step"-*.bats || {
                 echo "no test of step $step is tagged part:$name" >&2
@@ -147,7 +147,7 @@ setup() {
 
 # The plan's table, as it is in FILE: its rows, one a line.
 plan_rows() {
-    grep -E '^\| (Welcome|0[1-6] [a-z]|Break|Exercises|Wrap-up|Total)' "$1"
+    grep -E '^\| (Welcome|0[1-9] [a-z]|Break|Exercises|Wrap-up|Total)' "$1"
 }
 
 @test "the README and the book give the same workshop plan, and it adds up to three hours and to a day" {
@@ -203,7 +203,7 @@ plan_rows() {
     while IFS= read -r row; do
         IFS='|' read -r _ stage lines minutes _ <<<"$row"
         stage=$(xargs <<<"$stage") lines=$(xargs <<<"$lines") minutes=$(xargs <<<"$minutes")
-        if [[ $stage =~ ^(0[1-6])\ part\ ([0-9]),\ ([a-z-]+)(,.*)?$ ]]; then
+        if [[ $stage =~ ^(0[1-9])\ part\ ([0-9]),\ ([a-z-]+)(,.*)?$ ]]; then
             name=${BASH_REMATCH[3]}
             counted=$(tests/workshop/part-lines "${BASH_REMATCH[1]}" | awk -v n="${BASH_REMATCH[2]}" '$1 == n { print $3 }')
             grep -q "^${BASH_REMATCH[1]}	${BASH_REMATCH[2]}	$name	$minutes	" tests/workshop/parts || {
@@ -219,7 +219,7 @@ plan_rows() {
                 previous=$(echo steps/"$(printf '%02d' $((10#$part - 1)))"-*/server.c)
             fi
             counted=$(diff "$previous" steps/"$part"-*/server.c | grep '^>' | grep -cv '^> *$')
-        elif [[ $stage =~ ^0[1-6] ]]; then
+        elif [[ $stage =~ ^0[1-9] ]]; then
             echo "'$stage': a row of the plan that names no stage nor part the test knows" >&2
             return 1
         else
@@ -231,8 +231,10 @@ plan_rows() {
             return 1
         }
     done < <(plan_rows README.md)
-    local expected
-    expected=$((6 + $(grep -c '^0[1-6]	' tests/workshop/parts) - $(cut -f1 tests/workshop/parts | grep '^0' | sort -u | wc -l)))
+    # A row for each of stages 01 to 06 and 09, or one for each of its
+    # parts (tests/workshop/parts).
+    local expected stages=7
+    expected=$((stages + $(grep -c '^0[1-9]	' tests/workshop/parts) - $(cut -f1 tests/workshop/parts | grep '^0[1-9]' | sort -u | wc -l)))
     [ "$checked" -eq "$expected" ] || {
         echo "the plan has $checked rows of stages and parts; the steps and tests/workshop/parts make $expected" >&2
         return 1
