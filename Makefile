@@ -23,7 +23,7 @@ FLAGS_STAMP := build/compiler-flags
 $(shell mkdir -p build && echo '$(CC) $(BUILD_CFLAGS) $(LDFLAGS)' | cmp -s - $(FLAGS_STAMP) || \
 	echo '$(CC) $(BUILD_CFLAGS) $(LDFLAGS)' > $(FLAGS_STAMP))
 
-.PHONY: all help run test test-all check bench clean book transcripts $(addprefix step-,$(STEPS))
+.PHONY: all help run test test-all check clean book transcripts $(addprefix step-,$(STEPS))
 
 all: $(STEP_BINARIES) ## build the eight servers: ./step01 ... ./step08
 
@@ -57,8 +57,28 @@ check: ## check a server of yours: make check STEP=04 SERVER=path/to/server [PAR
 	@test -n "$(STEP)" || { echo 'usage: make check STEP=04 [SERVER=path/to/server] [PART=N or NAME, for steps 05, 06 and 09]' >&2; exit 2; }
 	@tests/check $(STEP) $(or $(SERVER),./step$(shell printf '%02d' $(STEP) 2>/dev/null)) $(if $(PART),--part '$(PART)')
 
-bench: step06 step07 step08 ## measure steps 06, 07 and 08 against nginx with one worker (wrk)
-	@tests/bench
+# The benchmark (tests/bench/, book/bench/README.md): every step against
+# nginx and the floor, a minimal epoll server (tests/bench/floor.c).
+BENCH_TOOLS := build/floor build/many-clients
+.PHONY: bench bench-rps bench-syscalls bench-connections
+
+build/%: tests/bench/%.c $(FLAGS_STAMP)
+	$(CC) $(BUILD_CFLAGS) $(LDFLAGS) -o $@ $<
+
+# One after the other, even under make -j: each needs the machine alone.
+bench: all $(BENCH_TOOLS) ## the three measures below, one after the other, into book/bench/ (3 min)
+	@tests/bench/run $(or $(SECONDS),2) $(or $(ROUNDS),3)
+	@tests/bench/syscalls
+	@tests/bench/connections
+
+bench-rps: all $(BENCH_TOOLS) ## requests per second, wrk: make bench-rps SECONDS=2 ROUNDS=3
+	@tests/bench/run $(or $(SECONDS),2) $(or $(ROUNDS),3)
+
+bench-syscalls: all $(BENCH_TOOLS) ## system calls per request of each server, strace -c
+	@tests/bench/syscalls
+
+bench-connections: all $(BENCH_TOOLS) ## memory per idle connection, 10000 held open
+	@tests/bench/connections
 
 clean: ## remove what make built
 	rm -rf $(STEP_BINARIES) build

@@ -30,6 +30,12 @@ what to show, and this filter replaces it when the book is built:
       that scene, real commands run against the real servers (make
       transcripts plays them again; tests/transcripts.bats checks that
       they are what the servers print now)
+  ```{chart="book/bench/results.tsv"}```
+      the benchmark's bar chart, drawn as SVG from the results that
+      make bench wrote (book/chart.lua)
+  ```{bench="medians"}```   []{.bench value="ratio step09 nginx keep-alive 16"}
+      a table, or a value in a sentence, computed from book/bench/*.tsv
+      (book/bench.lua says which)
 
 A chapter teaches a step in pieces, each shown once. Each listing of a
 step's code says where its lines go, among what the reader has typed
@@ -632,8 +638,24 @@ local function transcript_block(block)
   return pandoc.CodeBlock(output, pandoc.Attr("", { "console" }))
 end
 
+-- The benchmark's chart (book/chart.lua) and its tables and values
+-- (book/bench.lua), beside this file.
+local here = pandoc.path.directory(PANDOC_SCRIPT_FILE)
+local chart = dofile(pandoc.path.join({ here, "chart.lua" }))
+local bench = dofile(pandoc.path.join({ here, "bench.lua" }))
+
+function Span(span)
+  if span.classes:includes("bench") then
+    return bench.inline(span, fail)
+  end
+end
+
 function CodeBlock(block)
-  if block.attributes.include then
+  if block.attributes.chart then
+    return chart.block(block, fail)
+  elseif block.attributes.bench then
+    return bench.block(block, fail)
+  elseif block.attributes.include then
     return include_block(block)
   elseif block.attributes.diff then
     return diff_block(block)

@@ -171,7 +171,7 @@ expect_answers() {
 # bats test_tags=ladder
 @test "after a maximum number of requests on one connection, the server closes" {
     start_server listening 0
-    local request='' count=250 i
+    local request='' count=1200 i
     for ((i = 0; i < count; i++)); do request+='GET / HTTP/1.1\r\nHost: x\r\n\r\n'; done
     converse "$request"
     local answered closes

@@ -128,6 +128,38 @@ chapter_steps() {
     echo "$previous" steps/"$1"-*/server.c
 }
 
+# The chapters numbered like a step that teach no step of their own: the
+# benchmark chapter, which follows step 09's and measures steps 06 to 09.
+# Named here, so that a step's chapter with a misspelt name is not
+# skipped unseen.
+CHAPTERS_WITHOUT_A_STEP=(book/09-speed.md)
+
+# Prints the chapters that teach a step: book/NN-NAME.md for steps/NN-NAME.
+step_chapters() {
+    local chapter
+    for chapter in book/0[1-9]-*.md; do
+        [ -d "steps/$(basename "$chapter" .md)" ] && echo "$chapter"
+    done
+    return 0
+}
+
+@test "each chapter numbered like a step is named as its step, or is listed as teaching none" {
+    local chapter listed other report=''
+    for chapter in book/0[1-9]-*.md; do
+        [ -d "steps/$(basename "$chapter" .md)" ] && continue
+        listed=0
+        for other in "${CHAPTERS_WITHOUT_A_STEP[@]}"; do [ "$other" != "$chapter" ] || listed=1; done
+        [ "$listed" -eq 1 ] || report+="    $chapter: no steps/$(basename "$chapter" .md)/"$'\n'
+    done
+    for chapter in "${CHAPTERS_WITHOUT_A_STEP[@]}"; do
+        [ -f "$chapter" ] || report+="    $chapter: listed in CHAPTERS_WITHOUT_A_STEP, but there is no such file"$'\n'
+    done
+    [ -z "$report" ] || {
+        printf 'a chapter numbered like a step is named as its folder in steps/, or listed in CHAPTERS_WITHOUT_A_STEP (tests/book.bats):\n%s' "$report" >&2
+        return 1
+    }
+}
+
 # Every chapter of a step (01 to 09) teaches its step the way STYLE.md asks: each
 # line once (at most 15% of its code lines shown twice), and all of
 # them (at least 98% of the lines the step adds, per diff). The numbers
@@ -135,12 +167,14 @@ chapter_steps() {
 @test "each chapter shows its step's new lines once, and all of them" {
     local chapter number previous step numbers report=''
     local -i code twice added covered
-    for chapter in book/0[1-9]-*.md; do
+    local chapters
+    mapfile -t chapters < <(step_chapters)
+    for chapter in "${chapters[@]}"; do
         pandoc "$chapter" --from markdown --lua-filter book/include.lua \
             --to markdown -o "$BATS_TEST_TMPDIR/$(basename "$chapter")" &
     done
     wait
-    for chapter in book/0[1-9]-*.md; do
+    for chapter in "${chapters[@]}"; do
         number=$(basename "$chapter" | cut -c1-2)
         read -r previous step < <(chapter_steps "$number")
         numbers=$(tests/book-lines "$BATS_TEST_TMPDIR/$(basename "$chapter")" "$previous" "$step")

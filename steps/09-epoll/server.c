@@ -36,11 +36,11 @@ enum {
     PORT_MAX = 65535,
     EXIT_USAGE = 2,
     ENDPOINT_TEXT_MAX = INET_ADDRSTRLEN + sizeof ":65535",
-    LISTEN_BACKLOG = 128, /* connections the kernel queues for us */
+    LISTEN_BACKLOG = 511, /* connections the kernel queues for us: nginx's number */
     REQUEST_TIMEOUT_SECONDS = 5, /* to send a whole request */
     RESPONSE_TIMEOUT_SECONDS = 5, /* to take a response we could not send at once */
     KEEPALIVE_TIMEOUT_SECONDS = 2, /* to start the next request */
-    KEEPALIVE_REQUESTS_MAX = 100, /* on one connection, then we close */
+    KEEPALIVE_REQUESTS_MAX = 1000, /* on one connection, then we close: nginx's */
     MICROSECONDS_PER_SECOND = 1000000,
     HEAD_MAX = 8192, /* request line and header fields */
     EMPTY_LINES_MAX = 8, /* CR LF before the request line, skipped */
@@ -57,6 +57,7 @@ enum {
     EVENTS_MAX = 64, /* events taken from epoll_wait(2) at a time */
     ACCEPT_PAUSE_MILLISECONDS = 100, /* out of descriptors: try again after */
     LOG_FLUSH_MILLISECONDS = 10, /* quiet for that long: the log is written */
+    LOG_BUFFER_SIZE = 64 * 1024, /* the log is written that much at a time */
     MICROSECONDS_PER_MILLISECOND = 1000,
 };
 #define DEFAULT_ADDRESS "127.0.0.1"
@@ -140,6 +141,17 @@ static void flush_log(void)
 {
     if (fflush(stdout) == EOF)
         die("fflush");
+}
+
+/* One process writes stdout again: no line of another process can cut
+   ours. stdio's buffer for a file or a pipe is 4 KiB, a write(2) every
+   few dozen requests; with LOG_BUFFER_SIZE, one every few hundred. */
+static void buffer_log(void)
+{
+    static char buffer[LOG_BUFFER_SIZE];
+
+    if (setvbuf(stdout, buffer, _IOFBF, sizeof buffer) != 0)
+        die("setvbuf");
 }
 
 /* Every connection is a descriptor, and a process can open no more than
@@ -886,15 +898,25 @@ static struct response route(const struct request *request)
 }
 
 /* An HTTP date, RFC 9110 section 5.6.7: "Sun, 06 Nov 1994 08:49:37 GMT".
-   %a and %b are English because we never call setlocale(3). */
+   %a and %b are English because we never call setlocale(3). The date
+   changes once a second, and one process may send thousands of responses
+   in a second: we format it once a second, as nginx does, and copy it. */
 static void format_http_date(char date[DATE_MAX])
 {
+    static time_t formatted_at = (time_t)-1;
+    static char formatted[DATE_MAX];
     time_t now = time(NULL);
     struct tm utc;
 
-    if (now == (time_t)-1 || gmtime_r(&now, &utc) == NULL)
+    if (now == (time_t)-1)
         die("time");
-    strftime(date, DATE_MAX, "%a, %d %b %Y %H:%M:%S GMT", &utc);
+    if (now != formatted_at) {
+        if (gmtime_r(&now, &utc) == NULL)
+            die("gmtime_r");
+        strftime(formatted, DATE_MAX, "%a, %d %b %Y %H:%M:%S GMT", &utc);
+        formatted_at = now;
+    }
+    memcpy(date, formatted, DATE_MAX);
 }
 
 /* Every response says whether the connection stays open, RFC 9112,
@@ -1621,6 +1643,7 @@ int main(int argc, char *argv[])
     struct sockaddr_in address = parse_arguments(argc, argv);
     char text[ENDPOINT_TEXT_MAX];
 
+    buffer_log();
     ignore_sigpipe();
     int listener = create_socket();
     bind_socket(listener, &address);
