@@ -137,7 +137,7 @@ $(foreach e,$(EXPERIMENTS),$(eval $(call EXPERIMENT_RULES,$(e))))
 # Proving the servers hold: fuzzing, sanitizers, valgrind, fault and load
 # tests, static checks. book/d-tested.md says what each found.
 .PHONY: fuzz memcheck faults lint
-FUZZ_STEPS := 05 06 07 08 10 11
+FUZZ_STEPS := 05 06 07 08 09 10 11
 FUZZ_SECONDS ?= 60
 FUZZ_CC ?= clang
 # The fuzz target includes a whole server.c: its main, renamed step_main,
@@ -149,7 +149,9 @@ FUZZERS := $(addprefix build/fuzz/parse,$(FUZZ_STEPS))
 define FUZZ_RULES
 build/fuzz/parse$(1): tests/fuzz/parse.c $(call step_source,$(1))
 	@mkdir -p $$(@D)
-	$$(FUZZ_CC) $$(FUZZ_CFLAGS) $(if $(filter 06 07 08,$(1)),-DSTEP_RESPONDS) $(if $(filter 07 08 10 11,$(1)),-DSTEP_KEEPS_ALIVE) $(if $(filter 10 11,$(1)),-DSTEP_SERVES_FILES) \
+	$$(FUZZ_CC) $$(FUZZ_CFLAGS) $(if $(filter 06 07 08 09,$(1)),-DSTEP_RESPONDS) \
+		$(if $(filter 07 08 09 10 11,$(1)),-DSTEP_KEEPS_ALIVE) $(if $(filter 09,$(1)),-DSTEP_FINDS_REQUESTS) \
+		$(if $(filter 10 11,$(1)),-DSTEP_SERVES_FILES) \
 		-DSTEP_SOURCE='"$$(abspath $(call step_source,$(1)))"' -o $$@ $$<
 endef
 $(foreach n,$(FUZZ_STEPS),$(eval $(call FUZZ_RULES,$(n))))
@@ -161,10 +163,10 @@ export ASAN_OPTIONS ?= detect_leaks=1:strict_string_checks=1:halt_on_error=1
 export UBSAN_OPTIONS ?= print_stacktrace=1:halt_on_error=1
 endif
 
-fuzz: $(FUZZERS) ## fuzz the parser of steps 05 to 08, and the paths of steps 10 and 11, FUZZ_SECONDS (60) each
+fuzz: $(FUZZERS) ## fuzz the parser of steps 05 to 09, and the paths of steps 10 and 11, FUZZ_SECONDS (60) each
 	@tests/fuzz/run $(FUZZ_SECONDS) $(FUZZERS)
 
-faults: step05 step06 step07 step08 step10 step11 ## slow, silent, rude and malformed clients, and load (30 s)
+faults: step05 step06 step07 step08 step09 step10 step11 ## slow, silent, rude and malformed clients, and load (60 s)
 	@tests/faults
 
 memcheck: all ## the tests and make faults with every server under valgrind

@@ -2,9 +2,10 @@
 # clients, load, and the server's descriptors and memory from /proc.
 #
 # Environment, besides SERVER and WAIT_SECONDS:
-#   STEP           05 to 08 (tests/faults sets it); step 05 reads and
+#   STEP           05 to 09 (tests/faults sets it); step 05 reads and
 #                  logs requests but does not answer them; step 07 keeps
-#                  connections open; step 08 forks a child for each.
+#                  connections open; step 08 forks a child for each; step
+#                  09 serves them all from one process, with epoll(7).
 #   LOAD_REQUESTS  requests in the load test (default 10000; under valgrind,
 #                  1000 for step 08, FORK_LOAD_REQUESTS).
 #   RSS_TOLERANCE_KB  how much the resident set may grow under load
@@ -18,7 +19,8 @@ LOAD_REQUESTS=${LOAD_REQUESTS:-10000}
 # Under valgrind (make memcheck), every connection to step 08 is a process
 # that valgrind checks for leaks when it exits, about a tenth of a second:
 # a thousand of them show what ten thousand would, in minutes rather than
-# twenty.
+# twenty. (Step 09 runs no child, but valgrind slows its one process as
+# much: a thousand are enough there too.)
 if [ -n "${VALGRIND_LOG_DIR:-}" ] && [ "$((10#$STEP))" -ge 8 ]; then
     LOAD_REQUESTS=${FORK_LOAD_REQUESTS:-1000}
 fi
@@ -36,6 +38,12 @@ keeps_alive() {
 
 # Step 08 serves each connection in a child process of its own.
 forks() {
+    [ "$((10#$STEP))" -eq 8 ]
+}
+
+# From step 08 on, no client waits for another: step 08 gives each one a
+# child, step 09 serves them all from one event loop.
+serves_at_once() {
     [ "$((10#$STEP))" -ge 8 ]
 }
 
@@ -43,6 +51,11 @@ forks() {
 # at most.
 drains() {
     [ "$((10#$STEP))" -ge 11 ]
+}
+
+# From step 09 on, one process serves every connection (epoll(7)).
+has_event_loop() {
+    [ "$((10#$STEP))" -ge 9 ]
 }
 
 # Runs a command without bats' DEBUG trap, which bats runs before every
@@ -148,4 +161,75 @@ after_stopping_server() {
         fail_because "valgrind to find no error in process $pid" "it did: $log" "make memcheck"
         return 1
     fi
+}
+
+# Hundreds of slow clients at once (slowloris): each connects, then sends
+# one byte of a request that never ends every INTERVAL seconds, until the
+# server closes it, for LIMIT seconds at most. Writes "connected" to the
+# file READY once all are connected; prints, at the end, how many were
+# answered 408, how many the server closed, and the shortest and longest
+# time from connect to close, in milliseconds.
+#   slow_clients COUNT INTERVAL LIMIT READY
+slow_clients() {
+    perl -MIO::Socket::INET -MIO::Select -MTime::HiRes=time -e '
+        my ($port, $count, $interval, $limit, $ready) = @ARGV;
+        $SIG{PIPE} = "IGNORE"; # the server may close first: write fails with EPIPE
+        my (@sockets, %started, %answer, %took);
+        for (1 .. $count) {
+            my $s = IO::Socket::INET->new(PeerAddr => "127.0.0.1", PeerPort => $port)
+                or die "connect: $!";
+            $s->blocking(0);
+            push @sockets, $s;
+            $started{$s} = time;
+            $answer{$s} = "";
+        }
+        open(my $file, ">", $ready) or die "$ready: $!";
+        print $file "connected\n";
+        close $file;
+        my $text = "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: " . ("s" x 1000);
+        my $open = IO::Select->new(@sockets);
+        my ($sent, $next, $deadline) = (0, time, time + $limit);
+        while ($open->count && time < $deadline) {
+            if (time >= $next) {
+                syswrite($_, substr($text, $sent, 1)) for $open->handles;
+                ($sent, $next) = ($sent + 1, $next + $interval);
+            }
+            my $wait = $next - time;
+            for my $s ($open->can_read($wait > 0 ? $wait : 0)) {
+                my $n = sysread($s, my $bytes, 4096);
+                if ($n) { $answer{$s} .= $bytes; next; }
+                next if !defined $n && $!{EAGAIN};
+                $took{$s} = time - $started{$s};
+                $open->remove($s);
+                close $s;
+            }
+        }
+        my @took = sort { $a <=> $b } values %took;
+        my $answered = grep { $answer{$_} =~ m{^HTTP/1\.1 408 } } @sockets;
+        printf "%d %d %d %d\n", $answered, scalar @took,
+            @took ? 1000 * $took[0] : -1, @took ? 1000 * $took[-1] : -1;' \
+        "$PORT" "$@"
+}
+
+# Clients that reset with answers on their way: each sends COUNT requests
+# at once, each answered 405 (about 200 bytes), with a small receive
+# buffer and segments of 88 bytes (TCP_MAXSEG, tcp(7)), so that the
+# answers back up; as soon as the first bytes of an answer arrive, it
+# closes with SO_LINGER 0, which sends a reset (RST).
+#   reset_mid_answers CLIENTS COUNT
+reset_mid_answers() {
+    perl -MSocket=:all -e '
+        my ($port, $clients, $count) = @ARGV;
+        my $requests = "DELETE / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n" x $count;
+        for (1 .. $clients) {
+            socket(my $s, PF_INET, SOCK_STREAM, 0) or die "socket: $!";
+            setsockopt($s, SOL_SOCKET, SO_RCVBUF, pack("i", 1024)) or die "SO_RCVBUF: $!";
+            setsockopt($s, IPPROTO_TCP, TCP_MAXSEG, pack("i", 88)) or die "TCP_MAXSEG: $!";
+            connect($s, sockaddr_in($port, inet_aton("127.0.0.1"))) or die "connect: $!";
+            syswrite($s, $requests) == length $requests or die "write: $!";
+            vec(my $readable = "", fileno($s), 1) = 1;
+            select($readable, undef, undef, 10) or die "no answer within 10 s";
+            setsockopt($s, SOL_SOCKET, SO_LINGER, pack("ii", 1, 0)) or die "SO_LINGER: $!";
+            close $s;
+        }' "$PORT" "$@"
 }

@@ -1,7 +1,9 @@
 #!/usr/bin/env bats
 # Fault and load tests: clients that are slow, silent, rude or malformed,
-# and ten thousand requests in a row. They run against steps 07, 06 and 05
-# (which reads requests but does not answer): make faults. The requests
+# and ten thousand requests in a row. They run against steps 05 (which
+# reads requests but does not answer) to 09: make faults. The last tests
+# are for step 09's one process: hundreds of slow clients at once, resets
+# with answers on their way, hundreds of keep-alive clients. The requests
 # that expect the server to close say "Connection: close", which step 07
 # honours and the earlier steps do anyway.
 #
@@ -24,8 +26,9 @@ report() {
 
 # A silent or slow client holds the server until REQUEST_TIMEOUT_SECONDS (5 s);
 # then the server answers 408 (step 06) and serves the next client, which
-# has been waiting in the listen queue all along. From step 08 on, a child
-# serves each client: the next one is served at once.
+# has been waiting in the listen queue all along. From step 08 on, the
+# next one is served at once: by a child of its own (08), by the event loop
+# (09).
 timed_out_then_next() {
     local fd started took answer word code_file=$BATS_TEST_TMPDIR/probe.code curl_pid
     exec {fd}<>"/dev/tcp/127.0.0.1/$PORT"
@@ -47,7 +50,7 @@ timed_out_then_next() {
             "it did after $took ms" "$(raw_command "$1") (and wait)"
         return 1
     fi
-    # (From step 09 on, the log is written when the loop is quiet: wait for it.)
+    # (From step 09 on, the log is written when the server is quiet: wait.)
     if ! wait_for_log 'rejected with 408: timed out' >/dev/null; then
         fail_because "the log to say: rejected with 408: timed out" "it does not" \
             "$(raw_command "$1")"
@@ -70,8 +73,8 @@ timed_out_then_next() {
         return 1
     fi
     report "the next client was served after ${probe_took:-?} s"
-    if forks && ! awk -v took="${probe_took:-99}" 'BEGIN { exit !(took < 1) }'; then
-        fail_because "the next client served at once, by a child of its own" \
+    if serves_at_once && ! awk -v took="${probe_took:-99}" 'BEGIN { exit !(took < 1) }'; then
+        fail_because "the next client served at once (by a child of its own, or the event loop)" \
             "it was served after $probe_took s" "$(raw_command "$1") & curl -v http://127.0.0.1:8080/"
         return 1
     fi
@@ -349,6 +352,7 @@ send_flood() {
     took=$(($(now_ms) - started))
     exec {fd}>&-
     report "an idle connection was closed after $took ms, with $answer response(s)"
+    wait_for_count '^closed: idle' 1 >/dev/null || true
     if [ "$answer" -ne 1 ] || ((took < 1000 || took > 8000)); then
         fail_because "one response, then the close after the keep-alive timeout (a few seconds)" \
             "$answer responses, closed after $took ms" \
@@ -414,7 +418,8 @@ send_flood() {
 @test "a flood of pipelined requests that the client never reads ends at the request limit" {
     keeps_alive || skip "step $STEP answers one request per connection"
     local fd i flood=$BATS_TEST_TMPDIR/flood before served
-    for i in $(seq 1 1000); do
+    # Twice step 09's limit of 1000 (KEEPALIVE_REQUESTS_MAX; 100 before).
+    for i in $(seq 1 2000); do
         printf 'GET /%d HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n' "$i"
     done >"$flood"
     local reaped
@@ -431,10 +436,10 @@ send_flood() {
     fi
     served=$(($(count_log '^127\.0\.0\.1:[0-9]+ GET ') - before))
     exec {fd}>&-
-    report "1000 pipelined requests, never read: $served answered on one connection"
-    if ((served < 2 || served >= 1000)); then
+    report "2000 pipelined requests, never read: $served answered on one connection"
+    if ((served < 2 || served >= 2000)); then
         fail_because "answers up to the limit of requests per connection, then the close" \
-            "$served answered" "for i in \$(seq 1000); do printf 'GET / HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n'; done | nc 127.0.0.1 8080 >/dev/null"
+            "$served answered" "for i in \$(seq 2000); do printf 'GET / HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n'; done | nc 127.0.0.1 8080 >/dev/null"
         return 1
     fi
     probe "a flood of pipelined requests" || return 1
@@ -480,4 +485,119 @@ send_flood() {
         return 1
     fi
     SERVER_PID= # it was meant to stop
+}
+
+# Step 09 serves every client from one process: hundreds of slow clients
+# (slowloris: a byte at a time, a request that never ends) must not slow
+# the loop down for the others, and each has REQUEST_TIMEOUT_SECONDS in
+# all, however often it sends a byte. In step 08 each had a child.
+@test "hundreds of clients sending a byte at a time do not delay a fast one, and each is timed out with 408" {
+    has_event_loop || skip "step $STEP: before step 09, each client waits for the one before or has a child"
+    local count=${SLOW_CLIENTS:-200} ready=$BATS_TEST_TMPDIR/ready out=$BATS_TEST_TMPDIR/slow
+    local bound_ms=${PROBE_MS_MAX:-500} slowest=0 took code i before
+    [ -z "${VALGRIND_LOG_DIR:-}" ] || bound_ms=${PROBE_MS_MAX:-3000}
+    before=$(count_log '^rejected with 408: timed out')
+    slow_clients "$count" 0.5 "$((WAIT_SECONDS + 10))" "$ready" >"$out" &
+    local slow_pid=$!
+    local deadline=$((SECONDS + WAIT_SECONDS + 5))
+    while [ ! -s "$ready" ] && kill -0 "$slow_pid" 2>/dev/null && ((SECONDS < deadline)); do
+        sleep 0.02
+    done
+    # Five fast clients, a third of a second apart, while the slow ones send.
+    for i in 1 2 3 4 5; do
+        read -r code took < <(curl -s -m "$WAIT_SECONDS" -o /dev/null -w '%{http_code} %{time_total}\n' \
+            "http://127.0.0.1:$PORT/" || true)
+        took=$(awk -v s="${took:-99}" 'BEGIN { printf "%d", s * 1000 }')
+        ((took > slowest)) && slowest=$took
+        if [ "$code" != 200 ]; then
+            fail_because "200 for a fast client while $count slow ones send a byte at a time" \
+                "status '$code'" "make faults"
+            return 1
+        fi
+        sleep 0.3
+    done
+    wait "$slow_pid" || true
+    local answered closed shortest longest
+    read -r answered closed shortest longest <"$out" || true
+    wait_for_count '^rejected with 408: timed out' "$((before + count))" >/dev/null || true
+    report "$count clients sending a byte every 0.5 s: a fast client answered in $slowest ms at most;" \
+        "the slow ones answered 408: ${answered:-?}, closed after $shortest to $longest ms"
+    if ((slowest > bound_ms)); then
+        fail_because "a fast client answered within $bound_ms ms" "it took $slowest ms" \
+            "make faults" "book/09-epoll.md, section 'The loop'"
+        return 1
+    fi
+    if [ "${answered:-0}" -ne "$count" ] || [ "${closed:-0}" -ne "$count" ]; then
+        fail_because "$count slow clients answered 408, then closed" \
+            "${answered:-0} answered 408, ${closed:-0} closed" "make faults" \
+            "book/09-epoll.md, section 'Deadlines in queues'"
+        return 1
+    fi
+    if ((shortest < 4500 || longest > 5000 + 3000)); then
+        fail_because "each slow client timed out about 5 s after it connected (REQUEST_TIMEOUT_SECONDS), though it sends a byte every 0.5 s" \
+            "closed after $shortest to $longest ms" "make faults" \
+            "book/09-epoll.md, section 'Deadlines in queues'"
+        return 1
+    fi
+    local fds
+    fds=$(wait_for_descriptors "$BASELINE_FDS")
+    if [ "$fds" -ne "$BASELINE_FDS" ]; then
+        fail_because "$BASELINE_FDS open descriptors, as before" "$fds" "ls -l /proc/PID/fd"
+        return 1
+    fi
+}
+
+# A reset while answers are on their way: the server is between writes of
+# a pipelined batch, or waits for room to write (WRITING). Either way the
+# write fails or the next read does, and the connection must end there.
+@test "clients that reset while their answers are on their way do not stop the server" {
+    has_event_loop || skip "step $STEP: the fault tests above cover one connection at a time"
+    local clients=10 before after writes
+    # A write error goes to stderr at once, the log to stdout when the
+    # server is quiet: in one file, 'write: ...' may start mid-line.
+    local ended='^dropped: |write: '
+    before=$(count_log "$ended")
+    reset_mid_answers "$clients" 99
+    wait_for_count "$ended" "$((before + clients))" >/dev/null || true
+    after=$(count_log "$ended")
+    writes=$(count_log 'write: ')
+    report "$clients clients reset with 99 answers on their way: $((after - before)) connections ended," \
+        "$writes of them in a write(2)"
+    if [ "$((after - before))" -ne "$clients" ]; then
+        fail_because "$clients connections ended ('dropped: ...' or 'write: ...' in the log)" \
+            "$((after - before))" "make faults" "book/09-epoll.md, section 'Writing what fits'"
+        return 1
+    fi
+    local fds
+    fds=$(wait_for_descriptors "$BASELINE_FDS")
+    if [ "$fds" -ne "$BASELINE_FDS" ]; then
+        fail_because "$BASELINE_FDS open descriptors, as before" "$fds" "ls -l /proc/PID/fd"
+        return 1
+    fi
+    probe "$clients clients that reset with answers on their way" || return 1
+}
+
+# Hundreds of keep-alive clients at once, each sending its next request as
+# soon as it has the answer: all answered, and every descriptor given back.
+@test "two hundred keep-alive clients at once for 1 s (wrk -c 200) are all answered, nothing leaks" {
+    has_event_loop || skip "step $STEP: two hundred clients at once are for step 09's event loop"
+    local fds_before rss_before fds_after rss_after out requests
+    curl -s -o /dev/null "http://127.0.0.1:$PORT/" || true
+    fds_before=$(wait_for_descriptors "$BASELINE_FDS")
+    rss_before=$(resident_kb)
+    out=$(wrk -t 2 -c 200 -d "${WRK_SECONDS:-1}s" --timeout 4s "http://127.0.0.1:$PORT/")
+    fds_after=$(wait_for_descriptors "$fds_before")
+    rss_after=$(resident_kb)
+    requests=$(sed -n 's/^ *\([0-9][0-9]*\) requests in.*/\1/p' <<<"$out")
+    report "wrk -c 200, keep-alive: $requests requests; descriptors $fds_before -> $fds_after;" \
+        "VmRSS $rss_before -> $rss_after KiB (the buffers of busy connections stay in the free list)"
+    if grep -Eq 'Non-2xx|Socket errors' <<<"$out" || [ -z "$requests" ] || [ "$requests" -eq 0 ]; then
+        fail_because "only 200 answers, and no socket error" "$out" \
+            "wrk -c 200 -d 2s http://127.0.0.1:8080/"
+        return 1
+    fi
+    if [ "$fds_after" -ne "$fds_before" ]; then
+        fail_because "$fds_before descriptors after the load" "$fds_after" "ls -l /proc/PID/fd"
+        return 1
+    fi
 }
