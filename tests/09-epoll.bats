@@ -366,8 +366,11 @@ start_limited_server() {
     after=$(resident_kib)
     local open grown
     open=$(($(find "/proc/$SERVER_PID/fd" -mindepth 1 -lname 'socket:*' | wc -l) - 1))
+    # Done with it: a client still trying (a server that cannot answer
+    # them all) would go on until its own deadline, two minutes.
     local input=${CLIENT[1]}
     exec {input}>&-
+    kill "$CLIENT_PID" 2>/dev/null || true
     wait "$CLIENT_PID" 2>/dev/null || true
     ((open > 0)) || open=1
     grown=$(((after - before) * 1024 / open))

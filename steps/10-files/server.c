@@ -68,6 +68,7 @@ enum {
     EVENTS_MAX = 64, /* events taken from epoll_wait(2) at a time */
     ACCEPT_PAUSE_MILLISECONDS = 100, /* out of descriptors: try again after */
     LOG_FLUSH_MILLISECONDS = 10, /* quiet for that long: the log is written */
+    FREE_BUFFERS_MAX = 64, /* buffers kept for later; more are freed */
     LOG_BUFFER_SIZE = 64 * 1024, /* the log is written that much at a time */
     MICROSECONDS_PER_MILLISECOND = 1000,
     FILE_CHUNK_MAX = 2 * 1024 * 1024, /* bytes sendfile(2) sends in one turn */
@@ -83,10 +84,15 @@ enum {
 
 /* ==== The command line and the log ==== */
 
-/* A system call failed: say which one, and why. */
+/* A system call failed: say which one, and why. The log is written out
+   first: buffered, it would otherwise be cut by this line in the middle
+   of one of its own when both go to one file. */
 static void warn(const char *call)
 {
-    fprintf(stderr, "%s: %s\n", call, strerror(errno));
+    int error = errno; /* fflush(3) may change it */
+
+    (void)fflush(stdout); /* if the log fails too, this line still goes out */
+    fprintf(stderr, "%s: %s\n", call, strerror(error));
 }
 
 /* ...and we cannot go on without it. */
@@ -1396,6 +1402,7 @@ static void format_response(const struct request *request,
     if (length < 0 || (size_t)length >= sizeof outgoing->bytes) {
         fprintf(stderr, "response does not fit in %d bytes\n", RESPONSE_MAX);
         close_outgoing_file(outgoing);
+        outgoing->keep_alive = false; /* no answer: the client must not wait for one */
     } else {
         outgoing->length = (size_t)length;
     }
@@ -1524,6 +1531,7 @@ struct server {
     long long paused_until; /* if not: when we may try again, at the latest */
     struct queue queues[STATES];
     struct buffers *free_buffers;
+    size_t free_count; /* on that list */
     int root; /* the directory we serve (open_root) */
 };
 
@@ -1611,21 +1619,28 @@ static void open_connection(struct server *server, int fd,
     printf("accepted %s on fd %d\n", connection->peer, fd);
 }
 
-/* Buffers given back are kept for the next connection that needs them,
-   never freed: free(3) could give the memory back to the kernel and
-   malloc(3) ask for it again, a system call each (see M_TRIM_THRESHOLD
-   in mallopt(3)). */
+/* Buffers given back are kept for the next connection that needs them:
+   free(3) may give the memory back to the kernel, and malloc(3) then ask
+   for it again, a system call each (M_TRIM_THRESHOLD in mallopt(3)). But
+   only FREE_BUFFERS_MAX of them: a crowd of slow clients would otherwise
+   leave the server holding its buffers for good. */
 static void give_back_buffers(struct server *server, struct connection *connection)
 {
     if (connection->buffers == NULL)
         return;
     close_outgoing_file(&connection->buffers->outgoing);
-    connection->buffers->next_free = server->free_buffers;
-    server->free_buffers = connection->buffers;
+    if (server->free_count == FREE_BUFFERS_MAX) {
+        free(connection->buffers);
+    } else {
+        connection->buffers->next_free = server->free_buffers;
+        server->free_buffers = connection->buffers;
+        server->free_count++;
+    }
     connection->buffers = NULL;
 }
 
-/* close(2) takes the descriptor out of epoll's set too. One connection
+/* close(2) takes the descriptor out of epoll's set too, since it is the
+   last one of its socket: we never dup(2) it, nor fork(2). One connection
    fewer: if we had stopped accepting, we may accept again. */
 static void end_connection(struct server *server, struct connection *connection)
 {
@@ -1649,6 +1664,7 @@ static bool hold_buffers(struct server *server, struct connection *connection)
         return true;
     if (buffers != NULL) {
         server->free_buffers = buffers->next_free;
+        server->free_count--;
     } else if ((buffers = malloc(sizeof *buffers)) == NULL) {
         warn("malloc");
         end_connection(server, connection);

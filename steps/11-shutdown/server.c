@@ -20,6 +20,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <linux/openat2.h>
+#include <linux/sockios.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -29,6 +30,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/epoll.h>
+#include <sys/ioctl.h>
 #include <sys/resource.h>
 #include <sys/sendfile.h>
 #include <sys/signalfd.h>
@@ -67,6 +69,7 @@ enum {
     ACCEPT_PAUSE_MILLISECONDS = 100, /* out of descriptors: try again after */
     LOG_FLUSH_MILLISECONDS = 10, /* quiet for that long: the log is written */
     DRAIN_SECONDS = 10, /* after SIGTERM, to finish what was begun */
+    FREE_BUFFERS_MAX = 64, /* buffers kept for later; more are freed */
     LOG_BUFFER_SIZE = 64 * 1024, /* the log is written that much at a time */
     MICROSECONDS_PER_MILLISECOND = 1000,
     FILE_CHUNK_MAX = 2 * 1024 * 1024, /* bytes sendfile(2) sends in one turn */
@@ -82,10 +85,15 @@ enum {
 
 /* ==== The command line and the log ==== */
 
-/* A system call failed: say which one, and why. */
+/* A system call failed: say which one, and why. The log is written out
+   first: buffered, it would otherwise be cut by this line in the middle
+   of one of its own when both go to one file. */
 static void warn(const char *call)
 {
-    fprintf(stderr, "%s: %s\n", call, strerror(errno));
+    int error = errno; /* fflush(3) may change it */
+
+    (void)fflush(stdout); /* if the log fails too, this line still goes out */
+    fprintf(stderr, "%s: %s\n", call, strerror(error));
 }
 
 /* ...and we cannot go on without it. */
@@ -856,6 +864,7 @@ struct outgoing {
     int file;
     off_t file_offset;
     off_t file_size;
+    int in_socket; /* bytes the socket held when the deadline started */
 };
 
 static const char INDEX_FILE[] = "index.html"; /* what a directory serves */
@@ -1285,6 +1294,19 @@ static void close_outgoing_file(struct outgoing *outgoing)
     outgoing->file = -1;
 }
 
+/* How many bytes of ours the socket holds, sent or not, that the client
+   has not acknowledged: SIOCOUTQ (tcp(7)). -1 if the kernel does not say. */
+static int bytes_in_socket(int fd)
+{
+    int in_socket;
+
+    if (ioctl(fd, SIOCOUTQ, &in_socket) < 0) {
+        warn("ioctl SIOCOUTQ");
+        return -1;
+    }
+    return in_socket;
+}
+
 /* write(2) may take fewer bytes than we ask (a short write), and on a
    non-blocking socket none at all while the socket's buffer is full
    (EAGAIN): what is left waits in `outgoing` until epoll says there is
@@ -1381,6 +1403,7 @@ static void format_response(const struct request *request,
     if (length < 0 || (size_t)length >= sizeof outgoing->bytes) {
         fprintf(stderr, "response does not fit in %d bytes\n", RESPONSE_MAX);
         close_outgoing_file(outgoing);
+        outgoing->keep_alive = false; /* no answer: the client must not wait for one */
     } else {
         outgoing->length = (size_t)length;
     }
@@ -1513,6 +1536,7 @@ struct server {
     size_t draining_count; /* connections left to finish when it came */
     struct queue queues[STATES];
     struct buffers *free_buffers;
+    size_t free_count; /* on that list */
     int root; /* the directory we serve (open_root) */
 };
 
@@ -1600,21 +1624,28 @@ static void open_connection(struct server *server, int fd,
     printf("accepted %s on fd %d\n", connection->peer, fd);
 }
 
-/* Buffers given back are kept for the next connection that needs them,
-   never freed: free(3) could give the memory back to the kernel and
-   malloc(3) ask for it again, a system call each (see M_TRIM_THRESHOLD
-   in mallopt(3)). */
+/* Buffers given back are kept for the next connection that needs them:
+   free(3) may give the memory back to the kernel, and malloc(3) then ask
+   for it again, a system call each (M_TRIM_THRESHOLD in mallopt(3)). But
+   only FREE_BUFFERS_MAX of them: a crowd of slow clients would otherwise
+   leave the server holding its buffers for good. */
 static void give_back_buffers(struct server *server, struct connection *connection)
 {
     if (connection->buffers == NULL)
         return;
     close_outgoing_file(&connection->buffers->outgoing);
-    connection->buffers->next_free = server->free_buffers;
-    server->free_buffers = connection->buffers;
+    if (server->free_count == FREE_BUFFERS_MAX) {
+        free(connection->buffers);
+    } else {
+        connection->buffers->next_free = server->free_buffers;
+        server->free_buffers = connection->buffers;
+        server->free_count++;
+    }
     connection->buffers = NULL;
 }
 
-/* close(2) takes the descriptor out of epoll's set too. One connection
+/* close(2) takes the descriptor out of epoll's set too, since it is the
+   last one of its socket: we never dup(2) it, nor fork(2). One connection
    fewer: if we had stopped accepting, we may accept again. */
 static void end_connection(struct server *server, struct connection *connection)
 {
@@ -1638,6 +1669,7 @@ static bool hold_buffers(struct server *server, struct connection *connection)
         return true;
     if (buffers != NULL) {
         server->free_buffers = buffers->next_free;
+        server->free_count--;
     } else if ((buffers = malloc(sizeof *buffers)) == NULL) {
         warn("malloc");
         end_connection(server, connection);
@@ -1734,6 +1766,7 @@ static bool continue_writing(struct server *server, struct connection *connectio
         /* The deadline starts again each time the client has taken some:
            a large file may take longer than RESPONSE_TIMEOUT_SECONDS. */
         enter_state(server, connection, WRITING);
+        outgoing->in_socket = bytes_in_socket(connection->fd);
         watch(server, connection, EPOLLOUT);
         return false;
     }
@@ -1845,6 +1878,22 @@ static void on_event(struct server *server, struct connection *connection)
     }
 }
 
+/* The socket may have had no room for us all along, and yet the client
+   reads: a socket's buffers grow to megabytes (tcp(7)), and the kernel
+   says there is room only when a third of its buffer is free, which a
+   client that reads slowly may take longer than RESPONSE_TIMEOUT_SECONDS
+   to free. If the socket holds fewer bytes than when the deadline
+   started, the client is reading; we note how many it holds now. */
+static bool is_taking_bytes(struct connection *connection)
+{
+    struct outgoing *outgoing = &connection->buffers->outgoing;
+    int in_socket = bytes_in_socket(connection->fd);
+    bool taking = in_socket >= 0 && in_socket < outgoing->in_socket;
+
+    outgoing->in_socket = in_socket;
+    return taking;
+}
+
 /* A connection's deadline has passed: what that means depends on its
    state too. */
 static void time_out(struct server *server, struct connection *connection)
@@ -1855,6 +1904,10 @@ static void time_out(struct server *server, struct connection *connection)
             respond(server, connection, reject(408, "timed out"));
         return;
     case WRITING:
+        if (is_taking_bytes(connection)) {
+            enter_state(server, connection, WRITING);
+            return;
+        }
         printf("dropped: the response was not read for %d seconds\n",
                RESPONSE_TIMEOUT_SECONDS);
         break;
