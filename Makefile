@@ -60,7 +60,7 @@ check: ## check a server of yours: make check STEP=04 SERVER=path/to/server [PAR
 # The benchmark (tests/bench/, book/bench/README.md): every step against
 # nginx and the floor, a minimal epoll server (tests/bench/floor.c).
 BENCH_TOOLS := build/floor build/many-clients
-.PHONY: bench bench-rps bench-syscalls bench-connections
+.PHONY: bench bench-rps bench-syscalls bench-connections bench-files
 
 build/%: tests/bench/%.c $(FLAGS_STAMP)
 	$(CC) $(BUILD_CFLAGS) $(LDFLAGS) -o $@ $<
@@ -79,6 +79,9 @@ bench-syscalls: all $(BENCH_TOOLS) ## system calls per request of each server, s
 
 bench-connections: all $(BENCH_TOOLS) ## memory per idle connection, 10000 held open
 	@tests/bench/connections
+
+bench-files: step10 ## a 256 MiB file, step 10 against nginx with sendfile, 15 rounds
+	@tests/bench/files
 
 clean: ## remove what make built
 	rm -rf $(STEP_BINARIES) build
