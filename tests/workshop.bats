@@ -77,9 +77,9 @@ setup() {
     done
 }
 
-@test "a STEP that is not 1 to 8: a usage line and status 2, and nothing written" {
+@test "a STEP that is not 1 to 11: a usage line and status 2, and nothing written" {
     local step
-    for step in '' 0 9 004 four; do
+    for step in '' 0 12 004 four; do
         run "$start" "$step"
         [ "$status" -eq 2 ]
         [[ $output == *usage* ]]
