@@ -25,7 +25,7 @@ $(shell mkdir -p build && echo '$(CC) $(BUILD_CFLAGS) $(LDFLAGS)' | cmp -s - $(F
 
 .PHONY: all help run test test-all check clean book transcripts $(addprefix step-,$(STEPS))
 
-all: $(STEP_BINARIES) ## build the eight servers: ./step01 ... ./step08
+all: $(STEP_BINARIES) ## build every step's server: ./step01, ./step02 and on
 
 # The source of step NN: $(call step_source,04) is steps/04-accept/server.c.
 step_source = $(wildcard steps/$(1)-*/server.c)
@@ -44,7 +44,7 @@ help: ## list the targets
 
 # The newest step: the last of STEPS.
 NEWEST := $(lastword $(STEPS))
-run: step$(NEWEST) ## build the newest step (08) and start it on PORT (default 8080)
+run: step$(NEWEST) ## build the newest step and start it on PORT (default 8080)
 	./step$(NEWEST) $(PORT)
 
 test: all answers ## the newest step against every test, each older step against its own, the ladder, the answers (1 min)
@@ -54,8 +54,8 @@ test-all: all answers ## make test, and every step against every earlier step's 
 	@tests/run-all --all
 
 check: ## check a server of yours: make check STEP=04 SERVER=path/to/server [PART=2]
-	@test -n "$(STEP)" || { echo 'usage: make check STEP=04 [SERVER=path/to/server] [PART=N or NAME, for steps 05, 06 and 09]' >&2; exit 2; }
-	@tests/check $(STEP) $(or $(SERVER),./step$(shell printf '%02d' $(STEP) 2>/dev/null)) $(if $(PART),--part '$(PART)')
+	@test -n "$(STEP)" || { echo 'usage: make check STEP=04 [SERVER=path/to/server] [PART=N or NAME, for steps 05, 06, 09 and 10]' >&2; exit 2; }
+	@tests/check $(STEP) $(or $(SERVER),./step$(shell printf '%02d' "$$(expr '$(STEP)' + 0 2>/dev/null)" 2>/dev/null)) $(if $(PART),--part '$(PART)')
 
 # The benchmark (tests/bench/, book/bench/README.md): every step against
 # nginx and the floor, a minimal epoll server (tests/bench/floor.c).
