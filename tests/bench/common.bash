@@ -58,9 +58,12 @@ find_port() {
 # it accepts it until it has freed it, so it needs a margin (with
 # exactly 10000 + 32, it closed 600 idle connections of 10000 to make
 # room: "worker_connections are not enough, reusing connections").
-#   write_nginx_conf PORT CONNECTIONS
+# SERVER, if given, replaces what the server block serves (tests/bench/files
+# serves a folder).
+#   write_nginx_conf PORT CONNECTIONS [SERVER]
 write_nginx_conf() {
     local room=$(($2 * 2)) hard
+    local server=${3:-'location = / { return 200 "<h1>hello world</h1>\n"; }'}
     hard=$(ulimit -Hn)
     [ "$hard" = unlimited ] || [ "$room" -le "$hard" ] || room=$hard
     cat >"$work/nginx.conf" <<CONF
@@ -80,7 +83,7 @@ http {
     default_type text/html;
     server {
         listen 127.0.0.1:$1;
-        location = / { return 200 "<h1>hello world</h1>\n"; }
+        $server
     }
 }
 CONF
