@@ -145,98 +145,128 @@ setup() {
     done
 }
 
-# The plan's table, as it is in FILE: its rows, one a line.
+# The workshop's plans, as they are in FILE: the rows of their tables, one
+# a line; with TABLE, only that table's (1: Part I's, 2: Part II's). A
+# table ends with its Total row.
 plan_rows() {
-    grep -E '^\| (Welcome|0[1-9] [a-z]|Break|Exercises|Wrap-up|Total)' "$1"
+    awk -v want="${2:-0}" '
+        /^\| (Welcome|[01][0-9] [a-z]|Break|Exercises|Wrap-up|Total)/ {
+            if (want == 0 || tables + 1 == want) print
+            if ($0 ~ /^\| Total /) tables++
+        }' "$1"
 }
 
-@test "the README and the book give the same workshop plan, and it adds up to three hours and to a day" {
+@test "the README and the book give the same two workshop plans, each three hours and a day" {
     cd "$top"
     diff <(plan_rows README.md) <(plan_rows book/00-introduction.md) || {
-        echo "README.md and book/00-introduction.md give different plans (above)" >&2
+        echo "README.md and book/00-introduction.md give different plans (above): change both" >&2
         return 1
     }
-    # Every row is worked, read at home (no minutes: the plan says so), or
-    # left out: a row the session or the day keeps must have its minutes.
-    local odd
-    odd=$(plan_rows README.md | awk -F' *\\| *' '$2 != "Total" &&
-        ($5 !~ /^(write|yes|read at home|)$/ || $6 !~ /^(write|yes|)$/)')
-    [ -z "$odd" ] || {
-        echo "rows whose session or day is not write, yes, 'read at home' or empty:" >&2
-        echo "$odd" >&2
+    local tables
+    tables=$(plan_rows README.md | grep -c '^| Total ')
+    [ "$tables" -eq 2 ] || {
+        echo "README.md has $tables plans (a Total row ends each), not two: Part I's and Part II's" >&2
         return 1
     }
-    local sums
-    sums=$(plan_rows README.md | awk -F' *\\| *' '
-        $2 != "Total" {
-            if ($5 == "write" || $5 == "yes") session += $4
-            if ($6 == "write" || $6 == "yes") day += $4
-            lines += $3
+    local table plan odd sums session session_total day day_total lines lines_total
+    for table in 1 2; do
+        plan="Part $([ "$table" = 1 ] && echo I || echo II)'s plan"
+        # Every row is worked, read at home (no minutes: the plan says so),
+        # or left out: a row the session or the day keeps must have its minutes.
+        odd=$(plan_rows README.md "$table" | awk -F' *\\| *' '$2 != "Total" &&
+            ($5 !~ /^(write|yes|read at home|)$/ || $6 !~ /^(write|yes|read at home|)$/)')
+        [ -z "$odd" ] || {
+            echo "$plan: rows whose session or day is not write, yes, 'read at home' or empty:" >&2
+            echo "$odd" >&2
+            return 1
         }
-        $2 == "Total" { print session, $5, day, $6, lines, $3 }')
-    read -r session session_total day day_total lines lines_total <<<"$sums"
-    [ "$session" = "$session_total" ] || {
-        echo "the session's rows add up to $session minutes, but its Total row says $session_total" >&2
-        return 1
-    }
-    [ "$session" -eq 180 ] || {
-        echo "the session adds up to $session minutes, not 180 (three hours)" >&2
-        return 1
-    }
-    [ "$day" = "$day_total" ] || {
-        echo "the day's rows add up to $day minutes, but its Total row says $day_total" >&2
-        return 1
-    }
-    [ "$day" -eq 360 ] || {
-        echo "the day adds up to $day minutes, not 360 (six hours)" >&2
-        return 1
-    }
-    [ "$lines" = "$lines_total" ] || {
-        echo "the rows add up to $lines lines, but the Total row says $lines_total" >&2
-        return 1
-    }
+        sums=$(plan_rows README.md "$table" | awk -F' *\\| *' '
+            $2 != "Total" {
+                if ($5 == "write" || $5 == "yes") session += $4
+                if ($6 == "write" || $6 == "yes") day += $4
+                lines += $3
+            }
+            $2 == "Total" { print session + 0, $5, day + 0, $6, lines + 0, $3 }')
+        read -r session session_total day day_total lines lines_total <<<"$sums"
+        [ "$session" = "$session_total" ] || {
+            echo "$plan: the session's rows add up to $session minutes, but its Total row says $session_total" >&2
+            return 1
+        }
+        [ "$session" -eq 180 ] || {
+            echo "$plan: the session adds up to $session minutes, not 180 (three hours)" >&2
+            return 1
+        }
+        [ "$day" = "$day_total" ] || {
+            echo "$plan: the day's rows add up to $day minutes, but its Total row says $day_total" >&2
+            return 1
+        }
+        [ "$day" -eq 360 ] || {
+            echo "$plan: the day adds up to $day minutes, not 360 (six hours)" >&2
+            return 1
+        }
+        [ "$lines" = "$lines_total" ] || {
+            echo "$plan: the rows add up to $lines lines, but the Total row says $lines_total" >&2
+            return 1
+        }
+    done
 }
 
-@test "the plan's minutes are the parts', and its lines are the steps' (within 15%)" {
+@test "the plans' minutes are the parts', and their lines are the steps' (within 15%)" {
     cd "$top"
-    local row stage part name lines minutes counted previous checked=0
-    while IFS= read -r row; do
-        IFS='|' read -r _ stage lines minutes _ <<<"$row"
-        stage=$(xargs <<<"$stage") lines=$(xargs <<<"$lines") minutes=$(xargs <<<"$minutes")
-        if [[ $stage =~ ^(0[1-9])\ part\ ([0-9]),\ ([a-z-]+)(,.*)?$ ]]; then
-            name=${BASH_REMATCH[3]}
-            counted=$(tests/workshop/part-lines "${BASH_REMATCH[1]}" | awk -v n="${BASH_REMATCH[2]}" '$1 == n { print $3 }')
-            grep -q "^${BASH_REMATCH[1]}	${BASH_REMATCH[2]}	$name	$minutes	" tests/workshop/parts || {
-                echo "'$stage': $minutes minutes in the plan, not in tests/workshop/parts" >&2
+    local table row stage number part name lines minutes counted previous
+    local -A part_lines=()
+    local checked=()
+    for table in 1 2; do
+        while IFS= read -r row; do
+            IFS='|' read -r _ stage lines minutes _ <<<"$row"
+            stage=$(xargs <<<"$stage") lines=$(xargs <<<"$lines") minutes=$(xargs <<<"$minutes")
+            if [[ $stage =~ ^([01][0-9])\ part\ ([0-9]),\ ([a-z-]+)(,.*)?$ ]]; then
+                number=${BASH_REMATCH[1]} part=${BASH_REMATCH[2]} name=${BASH_REMATCH[3]}
+                [ -n "${part_lines[$number]:-}" ] || part_lines[$number]=$(tests/workshop/part-lines "$number")
+                counted=$(awk -v n="$part" '$1 == n { print $3 }' <<<"${part_lines[$number]}")
+                grep -q "^$number	$part	$name	$minutes	" tests/workshop/parts || {
+                    echo "'$stage': $minutes minutes in the plan, not in tests/workshop/parts" >&2
+                    return 1
+                }
+            elif [[ $stage =~ ^[01][0-9]\ [a-z]+$ ]] && [ -d "steps/${stage/ /-}" ]; then
+                number=${stage%% *}
+                if [ "$number" = 01 ]; then
+                    previous=$BATS_TEST_TMPDIR/skeleton.c
+                    tests/apply-patch steps/01-*/server.c tests/workshop/skeleton.diff "$previous"
+                else
+                    previous=$(echo steps/"$(printf '%02d' $((10#$number - 1)))"-*/server.c)
+                fi
+                counted=$(diff "$previous" steps/"$number"-*/server.c | grep '^>' | grep -cv '^> *$')
+            elif [[ $stage =~ ^[01][0-9] ]]; then
+                echo "'$stage': a row of the plan that names no stage (as steps/ does) nor part the test knows" >&2
+                return 1
+            else
+                continue
+            fi
+            # Part I is stages 01 to 06; Part II, 07 on.
+            if { [ "$table" = 1 ] && ((10#$number > 6)); } || { [ "$table" = 2 ] && ((10#$number <= 6)); }; then
+                echo "'$stage' is in Part $([ "$table" = 1 ] && echo "I's plan, not Part II's" || echo "II's plan, not Part I's")" >&2
+                return 1
+            fi
+            checked+=("$stage")
+            ((lines * 100 >= counted * 85 && lines * 100 <= counted * 115)) || {
+                echo "'$stage': $lines lines in the plan, but the step adds $counted: update the plan in README.md and book/00-introduction.md" >&2
                 return 1
             }
-        elif [[ $stage =~ ^(0[1-6])\ [a-z]+$ ]]; then
-            part=${BASH_REMATCH[1]}
-            if [ "$part" = 01 ]; then
-                previous=$BATS_TEST_TMPDIR/skeleton.c
-                tests/apply-patch steps/01-*/server.c tests/workshop/skeleton.diff "$previous"
-            else
-                previous=$(echo steps/"$(printf '%02d' $((10#$part - 1)))"-*/server.c)
-            fi
-            counted=$(diff "$previous" steps/"$part"-*/server.c | grep '^>' | grep -cv '^> *$')
-        elif [[ $stage =~ ^0[1-9] ]]; then
-            echo "'$stage': a row of the plan that names no stage nor part the test knows" >&2
-            return 1
-        else
-            continue
-        fi
-        checked=$((checked + 1))
-        ((lines * 100 >= counted * 85 && lines * 100 <= counted * 115)) || {
-            echo "'$stage': $lines lines in the plan, but the step adds $counted: update the plan in README.md and book/00-introduction.md" >&2
-            return 1
-        }
-    done < <(plan_rows README.md)
-    # A row for each of stages 01 to 06 and 09, or one for each of its
+        done < <(plan_rows README.md "$table")
+    done
+    # Once each: a row for each stage of steps/, or one for each of its
     # parts (tests/workshop/parts).
-    local expected stages=7
-    expected=$((stages + $(grep -c '^0[1-9]	' tests/workshop/parts) - $(cut -f1 tests/workshop/parts | grep '^0[1-9]' | sort -u | wc -l)))
-    [ "$checked" -eq "$expected" ] || {
-        echo "the plan has $checked rows of stages and parts; the steps and tests/workshop/parts make $expected" >&2
+    local twice expected
+    twice=$(printf '%s\n' "${checked[@]}" | sort | uniq -d)
+    [ -z "$twice" ] || {
+        echo "rows that the plans give twice: $twice" >&2
+        return 1
+    }
+    expected=$(($(find steps -mindepth 1 -maxdepth 1 -type d -name '[0-9][0-9]-*' | wc -l) +
+        $(grep -c '^[01][0-9]	' tests/workshop/parts) - $(cut -f1 tests/workshop/parts | grep '^[01][0-9]' | sort -u | wc -l)))
+    [ "${#checked[@]}" -eq "$expected" ] || {
+        echo "the plans have ${#checked[@]} rows of stages and parts; the steps and tests/workshop/parts make $expected" >&2
         return 1
     }
 }
