@@ -219,7 +219,9 @@ plan_rows() {
     for table in 1 2; do
         while IFS= read -r row; do
             IFS='|' read -r _ stage lines minutes _ <<<"$row"
-            stage=$(xargs <<<"$stage") lines=$(xargs <<<"$lines") minutes=$(xargs <<<"$minutes")
+            read -r stage <<<"$stage" # trims its spaces
+            read -r lines <<<"$lines"
+            read -r minutes <<<"$minutes"
             if [[ $stage =~ ^([01][0-9])\ part\ ([0-9]),\ ([a-z-]+)(,.*)?$ ]]; then
                 number=${BASH_REMATCH[1]} part=${BASH_REMATCH[2]} name=${BASH_REMATCH[3]}
                 [ -n "${part_lines[$number]:-}" ] || part_lines[$number]=$(tests/workshop/part-lines "$number")
