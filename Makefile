@@ -83,8 +83,9 @@ bench-connections: all $(BENCH_TOOLS) ## memory per idle connection, 10000 held 
 bench-files: step10 ## a 256 MiB file, step 10 against nginx with sendfile, 15 rounds
 	@tests/bench/files
 
+# build/valgrind/ is tests/install-valgrind's download, not make's: kept.
 clean: ## remove what make built
-	rm -rf $(STEP_BINARIES) build
+	rm -rf $(STEP_BINARIES) $(filter-out build/valgrind,$(wildcard build/*))
 
 book: ## build the book into build/book/ (HTML, EPUB, PDF)
 	@book/build
