@@ -374,20 +374,27 @@ LIST
 }
 
 # Opening a FIFO for reading waits for a writer: a server that does not
-# open it with O_NONBLOCK stops there, and every client with it.
+# open it with O_NONBLOCK stops there, and every client with it. Opening
+# a socket file fails (ENXIO): that is a file that is not regular, not a
+# fault of the server's (500).
 # bats test_tags=part:paths
-@test "only regular files: a FIFO in ROOT gets 404 at once, and the server goes on" {
+@test "only regular files: a FIFO or a socket in ROOT gets 404 at once, and the server goes on" {
     make_site
     mkfifo "$ROOT/pipe"
+    # bind(2) on a Unix socket makes the file, which stays after perl.
+    perl -MSocket -e 'my $s; socket($s, PF_UNIX, SOCK_STREAM, 0) && bind($s, pack_sockaddr_un($ARGV[0])) or die "$!\n"' \
+        "$ROOT/socket"
     start_server listening 0 127.0.0.1 "$ROOT"
-    local status
-    status=$(fetch "http://127.0.0.1:$PORT/pipe")
-    [ "$status" = 404 ] ||
-        fail_because "404 for GET /pipe, a FIFO" "status '$status': $(curl_said)" \
-            "$(by_hand_root "curl -i http://127.0.0.1:8080/pipe")" "book/10-files.md, section 'Only regular files'"
+    local status name
+    for name in pipe socket; do
+        status=$(fetch "http://127.0.0.1:$PORT/$name")
+        [ "$status" = 404 ] ||
+            fail_because "404 for GET /$name, a $name in ROOT (not a regular file)" "status '$status': $(curl_said)" \
+                "$(by_hand_root "curl -i http://127.0.0.1:8080/$name")" "book/10-files.md, section 'Only regular files'"
+    done
     status=$(fetch "http://127.0.0.1:$PORT/")
     [ "$status" = 200 ] ||
-        fail_because "200 for GET / after the FIFO" "status '$status': $(curl_said)" \
+        fail_because "200 for GET / after the FIFO and the socket" "status '$status': $(curl_said)" \
             "$(by_hand_root "curl -i http://127.0.0.1:8080/pipe; curl -i http://127.0.0.1:8080/")" \
             "book/10-files.md, section 'Only regular files'"
 }

@@ -28,8 +28,19 @@
         echo "try it:    make all && book/transcript SCENE" >&2
         return 1
     fi
+    # The scenes play side by side, while make test runs other suites:
+    # on a loaded machine, a scene that times something (step 07 waits
+    # 2 s for an idle client) can take a second longer. A scene that
+    # differs plays again, alone, once; it must match then.
+    local scene replayed=()
+    for scene in $(diff -rq book/transcripts "$now" | sed -n 's|^Files book/transcripts/\(.*\)\.txt and .* differ$|\1|p'); do
+        book/transcript "$scene" >"$now/$scene.txt" 2>>"$BATS_TEST_TMPDIR/errors" || true
+        replayed+=("$scene")
+    done
     if ! difference=$(diff -ru book/transcripts "$now"); then
         echo "expected:  book/transcripts/ as the servers print it now" >&2
+        [ "${#replayed[@]}" -eq 0 ] ||
+            echo "           (played again alone, and still different: ${replayed[*]})" >&2
         echo "but:       the servers print (+) instead of (-):" >&2
         echo "$difference" >&2
         echo "try it:    make transcripts && git diff book/transcripts" >&2

@@ -72,6 +72,7 @@ enum {
     LOG_BUFFER_SIZE = 64 * 1024, /* the log is written that much at a time */
     MICROSECONDS_PER_MILLISECOND = 1000,
     FILE_CHUNK_MAX = 2 * 1024 * 1024, /* bytes sendfile(2) sends in one turn */
+    OPEN_TRIES_MAX = 3, /* openat2(2) calls for one file, when it says EAGAIN */
 };
 #define DEFAULT_ADDRESS "127.0.0.1"
 /* The example site, as a path relative to the working directory: run from
@@ -889,6 +890,7 @@ static const char *reason_phrase(int status)
     case 431: return "Request Header Fields Too Large";
     case 500: return "Internal Server Error";
     case 501: return "Not Implemented";
+    case 503: return "Service Unavailable";
     case 505: return "HTTP Version Not Supported";
     default: return ""; /* the reason phrase is optional, RFC 9112 section 4 */
     }
@@ -1001,25 +1003,31 @@ static struct rejection decode_path(const char *path, char *name, size_t size)
    today, but its man page asks us to say so: that may change.
    O_NONBLOCK: opening a FIFO would wait for a writer, and stop the loop
    (only regular files are served, but fstat(2) can tell only once the
-   file is open). */
+   file is open). EAGAIN: a rename elsewhere raced the walk through "..",
+   and the kernel could not be sure it stayed beneath root; the man page
+   says to try again. */
 static int open_beneath(int root, const char *name)
 {
     struct open_how how = {.flags = O_RDONLY | O_NONBLOCK | O_CLOEXEC,
                            .resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS};
     long fd;
+    int tries = 0;
 
     do
         fd = syscall(SYS_openat2, root, name, &how, sizeof how);
-    while (fd < 0 && errno == EINTR);
+    while (fd < 0 && (errno == EINTR || (errno == EAGAIN && ++tries < OPEN_TRIES_MAX)));
     return (int)fd;
 }
 
 /* A file that could not be opened, as a response. 404 for every name that
    leads to no file beneath ROOT: one that does not exist (ENOENT, ENOTDIR),
    one that would leave ROOT (EXDEV) or loops (ELOOP); seen from outside, a
-   file outside ROOT is just a file we do not have. 403 for a file we have
-   but may not read (EACCES, EPERM). The path in the log is the one sent,
-   which holds visible characters only. */
+   file outside ROOT is just a file we do not have. A socket (ENXIO) or a
+   device without its driver (ENODEV) is not a regular file: 404, as
+   serve_file says for a FIFO. 403 for a file we have but may not read
+   (EACCES, EPERM). 503 when it may work later: we are out of descriptors
+   (EMFILE, ENFILE), or renames kept racing openat2 (EAGAIN). The path in
+   the log is the one sent, which holds visible characters only. */
 static struct response refuse_file(const char *path)
 {
     int error = errno;
@@ -1030,9 +1038,14 @@ static struct response refuse_file(const char *path)
     case ENOTDIR:
     case EXDEV:
     case ELOOP:
-    case ENAMETOOLONG: return error_response(404, "no such file");
+    case ENAMETOOLONG:
+    case ENXIO:
+    case ENODEV: return error_response(404, "no such file");
     case EACCES:
     case EPERM: return error_response(403, "not allowed");
+    case EMFILE:
+    case ENFILE:
+    case EAGAIN: return error_response(503, "try again later");
     default: return error_response(500, "the file could not be opened");
     }
 }
