@@ -1,5 +1,5 @@
 /*
- * A libFuzzer target for the request parser of steps 05 to 09.
+ * A libFuzzer target for the request parser of steps 05 to 11.
  *
  * It fuzzes the step's own code, not a copy: the Makefile passes the
  * step's server.c as STEP_SOURCE, and we include it whole. Its main()
