@@ -167,7 +167,7 @@ export ASAN_OPTIONS ?= detect_leaks=1:strict_string_checks=1:halt_on_error=1
 export UBSAN_OPTIONS ?= print_stacktrace=1:halt_on_error=1
 endif
 
-fuzz: $(FUZZERS) ## fuzz the parser of steps 05 to 09, and the paths of steps 10 and 11, FUZZ_SECONDS (60) each
+fuzz: $(FUZZERS) ## fuzz the parser of steps 05 to 11, and the paths of steps 10 and 11, FUZZ_SECONDS (60) each, one per processor at a time
 	@tests/fuzz/run $(FUZZ_SECONDS) $(FUZZERS)
 
 faults: step05 step06 step07 step08 step09 step10 step11 ## slow, silent, rude and malformed clients, and load (60 s)
