@@ -66,7 +66,7 @@ build/%: tests/bench/%.c $(FLAGS_STAMP)
 	$(CC) $(BUILD_CFLAGS) $(LDFLAGS) -o $@ $<
 
 # One after the other, even under make -j: each needs the machine alone.
-bench: all $(BENCH_TOOLS) ## the three measures below, one after the other, into book/bench/ (3 min)
+bench: all $(BENCH_TOOLS) ## the three measures below, one after the other, into book/bench/ (5 min)
 	@tests/bench/run $(or $(SECONDS),2) $(or $(ROUNDS),3)
 	@tests/bench/syscalls
 	@tests/bench/connections
@@ -83,8 +83,9 @@ bench-connections: all $(BENCH_TOOLS) ## memory per idle connection, 10000 held 
 bench-files: step10 ## a 256 MiB file, step 10 against nginx with sendfile, 15 rounds
 	@tests/bench/files
 
+# build/valgrind/ is tests/install-valgrind's download, not make's: kept.
 clean: ## remove what make built
-	rm -rf $(STEP_BINARIES) build
+	rm -rf $(STEP_BINARIES) $(filter-out build/valgrind,$(wildcard build/*))
 
 book: ## build the book into build/book/ (HTML, EPUB, PDF)
 	@book/build
@@ -166,7 +167,7 @@ export ASAN_OPTIONS ?= detect_leaks=1:strict_string_checks=1:halt_on_error=1
 export UBSAN_OPTIONS ?= print_stacktrace=1:halt_on_error=1
 endif
 
-fuzz: $(FUZZERS) ## fuzz the parser of steps 05 to 09, and the paths of steps 10 and 11, FUZZ_SECONDS (60) each
+fuzz: $(FUZZERS) ## fuzz the parser of steps 05 to 11, and the paths of steps 10 and 11, FUZZ_SECONDS (60) each, one per processor at a time
 	@tests/fuzz/run $(FUZZ_SECONDS) $(FUZZERS)
 
 faults: step05 step06 step07 step08 step09 step10 step11 ## slow, silent, rude and malformed clients, and load (60 s)

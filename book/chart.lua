@@ -7,8 +7,8 @@ A chapter writes an empty code block that names the results file:
   ```{chart="book/bench/results.tsv"}```
 
 and gets an SVG picture in its place, inline (HTML, EPUB and the PDF
-all show it): for each mode and number of connections, a bar per
-server, the median of the rounds, with a thin line from the slowest
+all show it): a panel per mode, with its own axis, and in it, for
+each number of connections, a bar per server, the median of the rounds, with a thin line from the slowest
 round to the fastest; nginx is not a bar but a dashed line across
 the group, the mark to reach. The file is what tests/bench/run
 writes (make bench): comment lines starting with #, a header line,
@@ -20,8 +20,8 @@ caption="..." replaces the caption made from the file.
 
 local chart = {}
 
-local WIDTH, HEIGHT = 720, 390
-local LEFT, RIGHT, TOP, BOTTOM = 64, 12, 40, 56
+local WIDTH, PANEL_HEIGHT = 720, 260 -- a panel per mode, one above the other
+local LEFT, RIGHT, TOP, BOTTOM = 64, 12, 40, 48
 local REFERENCE = "nginx"
 local COLOURS = { step = "#4a78b0", floor = "#8c8c8c", other = "#6a9f58" }
 local REFERENCE_COLOUR = "#c0392b"
@@ -159,35 +159,38 @@ local function colour(server)
   return COLOURS[server] or COLOURS.other
 end
 
--- The picture, as SVG markup.
+-- The groups of one mode, in their order.
+local function panels_of(groups)
+  local panels, by_mode = {}, {}
+  for _, group in ipairs(groups) do
+    if not by_mode[group.mode] then
+      by_mode[group.mode] = { mode = group.mode, groups = {} }
+      panels[#panels + 1] = by_mode[group.mode]
+    end
+    table.insert(by_mode[group.mode].groups, group)
+  end
+  return panels
+end
+
+local function connections_text(connections)
+  return connections == 1 and "1 connection" or string.format("%d connections", connections)
+end
+
+-- The picture, as SVG markup: a panel per mode, one above the other, each
+-- with its own axis (a close request costs several times a keep-alive
+-- one, and its bars would be slivers on the keep-alive scale).
 local function draw(groups, servers, rounds)
   local out = {}
   local function add(format, ...)
     out[#out + 1] = string.format(format, ...)
   end
-  local highest = 0
-  for _, group in ipairs(groups) do
-    for _, stats in pairs(group.stats) do
-      highest = math.max(highest, stats.high)
-    end
-  end
-  local top_value, step = axis(highest)
-  local plot_width, plot_height = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
-  local function y(value)
-    return TOP + plot_height * (1 - value / top_value)
-  end
+  local panels = panels_of(groups)
+  local height = TOP + #panels * PANEL_HEIGHT
+  local plot_width = WIDTH - LEFT - RIGHT
 
   add('<svg xmlns="http://www.w3.org/2000/svg" class="chart" viewBox="0 0 %d %d" width="100%%" '
-    .. 'font-family="DejaVu Sans, sans-serif" font-size="12" role="img">', WIDTH, HEIGHT)
+    .. 'font-family="DejaVu Sans, sans-serif" font-size="12" role="img">', WIDTH, height)
   add("<title>Requests per second of each server, median of %d rounds</title>", rounds)
-  -- The axis: a line and a label every step.
-  for value = 0, top_value + step / 2, step do
-    add('<line x1="%d" x2="%d" y1="%.1f" y2="%.1f" stroke="#dddddd"/>', LEFT, WIDTH - RIGHT, y(value), y(value))
-    add('<text x="%d" y="%.1f" text-anchor="end" dominant-baseline="middle">%s</text>',
-      LEFT - 6, y(value), thousands(value))
-  end
-  add('<text x="14" y="%.1f" text-anchor="middle" transform="rotate(-90 14 %.1f)">requests per second</text>',
-    TOP + plot_height / 2, TOP + plot_height / 2)
   -- The legend.
   add('<line x1="%d" x2="%d" y1="16" y2="16" stroke="%s" stroke-width="2" stroke-dasharray="6 3"/>',
     LEFT, LEFT + 28, REFERENCE_COLOUR)
@@ -196,42 +199,67 @@ local function draw(groups, servers, rounds)
   add('<text x="%d" y="16" dominant-baseline="middle">slowest to fastest round of %d; the bar: the median</text>',
     LEFT + 198, rounds)
 
-  local group_width = plot_width / #groups
-  local bar_width = group_width / (#servers + 1.5)
-  for g, group in ipairs(groups) do
-    local left = LEFT + (g - 1) * group_width
-    for s, server in ipairs(servers) do
-      local stats = group.stats[server]
-      local x = left + bar_width * (s - 0.25)
-      local middle = x + bar_width * 0.4
-      if stats then
-        add('<rect x="%.1f" y="%.1f" width="%.1f" height="%.1f" fill="%s"><title>%s, %s, %d connections: '
-          .. '%.0f requests per second (%.0f to %.0f)</title></rect>',
-          x, y(stats.median), bar_width * 0.8, y(0) - y(stats.median), colour(server),
-          escape(server), escape(group.mode), group.connections, stats.median, stats.low, stats.high)
-        add('<line x1="%.1f" x2="%.1f" y1="%.1f" y2="%.1f" stroke="#333333"/>',
-          middle, middle, y(stats.low), y(stats.high))
-        add('<text x="%.1f" y="%.1f" text-anchor="middle" font-size="10">%s</text>',
-          middle, math.min(y(stats.high), y(stats.median)) - 4, thousands(stats.median))
+  for p, panel in ipairs(panels) do
+    local panel_top = TOP + (p - 1) * PANEL_HEIGHT
+    local plot_top, plot_bottom = panel_top + 24, panel_top + PANEL_HEIGHT - BOTTOM
+    local highest = 0
+    for _, group in ipairs(panel.groups) do
+      for _, stats in pairs(group.stats) do
+        highest = math.max(highest, stats.high)
       end
-      add('<text x="%.1f" y="%.1f" text-anchor="middle">%s</text>', middle, y(0) + 14, escape(short_name(server)))
     end
-    local reference = group.stats[REFERENCE]
-    if reference then
-      add('<line x1="%.1f" x2="%.1f" y1="%.1f" y2="%.1f" stroke="%s" stroke-width="2" stroke-dasharray="6 3">'
-        .. '<title>%s: %.0f requests per second (%.0f to %.0f)</title></line>',
-        left + 4, left + group_width - 4, y(reference.median), y(reference.median), REFERENCE_COLOUR,
-        REFERENCE, reference.median, reference.low, reference.high)
+    local top_value, step = axis(highest)
+    local function y(value)
+      return plot_top + (plot_bottom - plot_top) * (1 - value / top_value)
     end
-    add('<text x="%.1f" y="%.1f" text-anchor="middle" font-weight="bold">%s</text>',
-      left + group_width / 2, y(0) + 32, escape(group.mode))
-    add('<text x="%.1f" y="%.1f" text-anchor="middle">%d connections</text>',
-      left + group_width / 2, y(0) + 46, group.connections)
-    if g > 1 then
-      add('<line x1="%.1f" x2="%.1f" y1="%d" y2="%.1f" stroke="#999999"/>', left, left, TOP, y(0) + 50)
+    add('<text x="%d" y="%d" font-weight="bold">%s</text>', LEFT, panel_top + 8,
+      escape(panel.mode == "close" and "Connection: close" or panel.mode))
+    -- The axis: a line and a label every step.
+    for value = 0, top_value + step / 2, step do
+      add('<line x1="%d" x2="%d" y1="%.1f" y2="%.1f" stroke="#dddddd"/>', LEFT, WIDTH - RIGHT, y(value), y(value))
+      add('<text x="%d" y="%.1f" text-anchor="end" dominant-baseline="middle">%s</text>',
+        LEFT - 6, y(value), thousands(value))
     end
+    add('<text x="14" y="%.1f" text-anchor="middle" transform="rotate(-90 14 %.1f)">requests per second</text>',
+      (plot_top + plot_bottom) / 2, (plot_top + plot_bottom) / 2)
+
+    local group_width = plot_width / #panel.groups
+    local bar_width = group_width / (#servers + 1.5)
+    for g, group in ipairs(panel.groups) do
+      local left = LEFT + (g - 1) * group_width
+      for s, server in ipairs(servers) do
+        local stats = group.stats[server]
+        local x = left + bar_width * (s - 0.25)
+        local middle = x + bar_width * 0.4
+        if stats then
+          add('<rect x="%.1f" y="%.1f" width="%.1f" height="%.1f" fill="%s"><title>%s, %s, %s: '
+            .. '%.0f requests per second (%.0f to %.0f)</title></rect>',
+            x, y(stats.median), bar_width * 0.8, y(0) - y(stats.median), colour(server),
+            escape(server), escape(group.mode), connections_text(group.connections), stats.median,
+            stats.low, stats.high)
+          add('<line x1="%.1f" x2="%.1f" y1="%.1f" y2="%.1f" stroke="#333333"/>',
+            middle, middle, y(stats.low), y(stats.high))
+          add('<text x="%.1f" y="%.1f" text-anchor="middle" font-size="10">%s</text>',
+            middle, math.min(y(stats.high), y(stats.median)) - 4, thousands(stats.median))
+        end
+        add('<text x="%.1f" y="%.1f" text-anchor="middle">%s</text>', middle, y(0) + 14,
+          escape(short_name(server)))
+      end
+      local reference = group.stats[REFERENCE]
+      if reference then
+        add('<line x1="%.1f" x2="%.1f" y1="%.1f" y2="%.1f" stroke="%s" stroke-width="2" stroke-dasharray="6 3">'
+          .. '<title>%s: %.0f requests per second (%.0f to %.0f)</title></line>',
+          left + 4, left + group_width - 4, y(reference.median), y(reference.median), REFERENCE_COLOUR,
+          REFERENCE, reference.median, reference.low, reference.high)
+      end
+      add('<text x="%.1f" y="%.1f" text-anchor="middle">%s</text>',
+        left + group_width / 2, y(0) + 32, connections_text(group.connections))
+      if g > 1 then
+        add('<line x1="%.1f" x2="%.1f" y1="%d" y2="%.1f" stroke="#999999"/>', left, left, plot_top, y(0) + 36)
+      end
+    end
+    add('<line x1="%d" x2="%d" y1="%.1f" y2="%.1f" stroke="#333333"/>', LEFT, WIDTH - RIGHT, y(0), y(0))
   end
-  add('<line x1="%d" x2="%d" y1="%.1f" y2="%.1f" stroke="#333333"/>', LEFT, WIDTH - RIGHT, y(0), y(0))
   add("</svg>")
   return table.concat(out, "\n")
 end

@@ -151,7 +151,7 @@ check_table() {
 @test "book/bench/results.tsv, syscalls.tsv and connections.tsv parse" {
     check_table book/bench/results.tsv \
         $'round\tserver\tconnections\tmode\trequests_per_second\terrors\tcpu_us_per_request' \
-        '[0-9]+' '[a-z0-9-]+' '(16|256)' '(keep-alive|close)' '[0-9]+' '[0-9]+' '[0-9]+\.[0-9]+'
+        '[0-9]+' '[a-z0-9-]+' '(1|16|256)' '(keep-alive|close)' '[0-9]+' '[0-9]+' '[0-9]+\.[0-9]+'
     check_table book/bench/syscalls.tsv $'server\tsyscall\tcalls\terrors\tper_request' \
         '[a-z0-9-]+' '[a-z0-9_]+' '[0-9]+' '[0-9]+' '[0-9]+\.[0-9]+'
     check_table book/bench/connections.tsv \

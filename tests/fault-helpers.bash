@@ -2,10 +2,11 @@
 # clients, load, and the server's descriptors and memory from /proc.
 #
 # Environment, besides SERVER and WAIT_SECONDS:
-#   STEP           05 to 09 (tests/faults sets it); step 05 reads and
+#   STEP           05 to 11 (tests/faults sets it); step 05 reads and
 #                  logs requests but does not answer them; step 07 keeps
 #                  connections open; step 08 forks a child for each; step
-#                  09 serves them all from one process, with epoll(7).
+#                  09 serves them all from one process, with epoll(7);
+#                  steps 10 and 11 serve files.
 #   LOAD_REQUESTS  requests in the load test (default 10000; under valgrind,
 #                  1000 for step 08, FORK_LOAD_REQUESTS).
 #   RSS_TOLERANCE_KB  how much the resident set may grow under load
