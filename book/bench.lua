@@ -13,6 +13,8 @@ A value in a sentence is an empty span:
   slowest / fastest SERVER MODE CONNECTIONS   one round, the extremes
   ratio A B MODE CONNECTIONS          median of A / median of B (1.22×)
   percent A B MODE CONNECTIONS        the same as a percentage (92%)
+  wins A B MODE CONNECTIONS           in how many rounds A answered more
+                                      requests than B (4 of 5)
   cpu SERVER MODE CONNECTIONS         median processor time per request,
                                       microseconds (7.84)
   cpu-ratio A B MODE CONNECTIONS      cpu of A / cpu of B (1.13×)
@@ -287,6 +289,19 @@ local OPERATIONS = {
   end },
   percent = { 4, function(file, fail, a, b, m, c)
     return string.format("%.0f%%", 100 * rps(file, fail, a, m, c) / rps(file, fail, b, m, c))
+  end },
+  -- Round by round: cell_values gives each server's rounds in order.
+  wins = { 4, function(file, fail, a, b, m, c)
+    local data = read_file("results", file, fail)
+    local ours = cell_values(data, a, m, c, "requests_per_second", fail)
+    local theirs = cell_values(data, b, m, c, "requests_per_second", fail)
+    local rounds, count = math.min(#ours, #theirs), 0
+    for i = 1, rounds do
+      if ours[i] > theirs[i] then
+        count = count + 1
+      end
+    end
+    return string.format("%d of %d", count, rounds)
   end },
   cpu = { 3, function(file, fail, s, m, c)
     return string.format("%.2f", cpu(file, fail, s, m, c))
