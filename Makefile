@@ -66,7 +66,7 @@ build/%: tests/bench/%.c $(FLAGS_STAMP)
 	$(CC) $(BUILD_CFLAGS) $(LDFLAGS) -o $@ $<
 
 # One after the other, even under make -j: each needs the machine alone.
-bench: all $(BENCH_TOOLS) ## the three measures below, one after the other, into book/bench/ (5 min)
+bench: all $(BENCH_TOOLS) ## bench-rps, bench-syscalls and bench-connections, one after the other, into book/bench/ (5 min)
 	@tests/bench/run $(or $(SECONDS),2) $(or $(ROUNDS),3)
 	@tests/bench/syscalls
 	@tests/bench/connections

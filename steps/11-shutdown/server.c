@@ -1004,9 +1004,9 @@ static struct rejection decode_path(const char *path, char *name, size_t size)
    today, but its man page asks us to say so: that may change.
    O_NONBLOCK: opening a FIFO would wait for a writer, and stop the loop
    (only regular files are served, but fstat(2) can tell only once the
-   file is open). EAGAIN: a rename elsewhere raced the walk through "..",
-   and the kernel could not be sure it stayed beneath root; the man page
-   says to try again. */
+   file is open). EAGAIN: a rename or mount, anywhere, raced a walk
+   through "..", and the kernel could not be sure it stayed beneath root;
+   the man page says to try again. */
 static int open_beneath(int root, const char *name)
 {
     struct open_how how = {.flags = O_RDONLY | O_NONBLOCK | O_CLOEXEC,
