@@ -1,9 +1,10 @@
 #!/usr/bin/env bats
 # Fault and load tests: clients that are slow, silent, rude or malformed,
 # and ten thousand requests in a row. They run against steps 05 (which
-# reads requests but does not answer) to 09: make faults. The last tests
-# are for step 09's one process: hundreds of slow clients at once, resets
-# with answers on their way, hundreds of keep-alive clients. The requests
+# reads requests but does not answer) to 11: make faults. The last tests
+# are for step 09's one process and the steps after it: hundreds of slow
+# clients at once, resets with answers on their way, hundreds of
+# keep-alive clients; and step 11's drain deadline. The requests
 # that expect the server to close say "Connection: close", which step 07
 # honours and the earlier steps do anyway.
 #
