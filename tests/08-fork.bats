@@ -6,28 +6,6 @@
 
 load helpers
 
-# Opens a connection that sends nothing, and keeps it open: its descriptor
-# is added to IDLE, and teardown closes it.
-IDLE=()
-open_idle_connection() {
-    local fd
-    exec {fd}<>"/dev/tcp/127.0.0.1/$PORT"
-    IDLE+=("$fd")
-}
-
-close_idle_connections() {
-    local fd
-    for fd in "${IDLE[@]}"; do
-        exec {fd}>&-
-    done
-    IDLE=()
-}
-
-teardown() {
-    close_idle_connections
-    stop_server
-}
-
 # Makes COUNT requests with one curl, each on a new connection (the
 # requests say Connection: close). Prints each status code on a line.
 #   fetch_many COUNT

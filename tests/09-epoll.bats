@@ -7,34 +7,18 @@
 
 load helpers
 
-# Connections the test holds open (their descriptors), and clients it
-# started in the background (their pids): teardown ends both.
-IDLE=()
+# Clients the test started in the background (their pids):
+# after_each_test ends them. (Idle connections, open_idle_connection in
+# tests/helpers.bash, are closed by teardown.)
 CLIENTS=()
 
-open_idle_connection() {
-    local fd
-    exec {fd}<>"/dev/tcp/127.0.0.1/$PORT"
-    IDLE+=("$fd")
-}
-
-close_idle_connections() {
-    local fd
-    for fd in "${IDLE[@]}"; do
-        exec {fd}>&-
-    done
-    IDLE=()
-}
-
-teardown() {
+after_each_test() {
     local pid
     for pid in "${CLIENTS[@]}"; do
         kill -CONT "$pid" 2>/dev/null || true
         kill "$pid" 2>/dev/null || true
     done
     CLIENTS=()
-    close_idle_connections
-    stop_server
 }
 
 # Milliseconds since an earlier $(date +%s%N).

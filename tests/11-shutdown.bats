@@ -11,26 +11,18 @@
 
 load helpers
 
-# Clients started in the background (their pids), and connections held
-# open (their descriptors): after_each_test ends both.
+# Clients started in the background (their pids): after_each_test ends
+# them. Connections held open (keep_open, in tests/helpers.bash) are
+# closed by teardown.
 CLIENTS=()
-HELD=()
 
 after_each_test() {
-    local pid fd
+    local pid
     for pid in "${CLIENTS[@]}"; do
         kill "$pid" 2>/dev/null || true
         wait "$pid" 2>/dev/null || true
     done
-    for fd in "${HELD[@]}"; do
-        exec {fd}>&- 2>/dev/null || true
-    done
-    CLIENTS=() HELD=()
-}
-
-# Keeps a connection's descriptor, for after_each_test to close.
-hold() {
-    HELD+=("$1")
+    CLIENTS=()
 }
 
 # The longest a drain may take (DRAIN_SECONDS), and what a loaded machine
@@ -69,10 +61,10 @@ by_hand_stop() {
 
 # Opens a keep-alive connection and has one request answered on it, so
 # that the connection is idle: between two requests. Sets IDLE_FD.
-open_idle_connection() {
+open_answered_connection() {
     local line length=0 body
     exec {IDLE_FD}<>"/dev/tcp/127.0.0.1/$PORT"
-    hold "$IDLE_FD"
+    keep_open "$IDLE_FD"
     printf 'GET /index.html HTTP/1.1\r\nHost: x\r\n\r\n' >&"$IDLE_FD"
     while IFS= read -r -t "$WAIT_SECONDS" -u "$IDLE_FD" line && [ "$line" != $'\r' ]; do
         [[ $line != [Cc]ontent-[Ll]ength:* ]] || length=${line#*: } length=${length%$'\r'}
@@ -160,7 +152,7 @@ unread_by_server() {
     start_server listening 0 127.0.0.1 "$ROOT"
     try=$(by_hand_stop "curl -s --limit-rate 16M http://127.0.0.1:8080/big.bin | sha256sum & sleep 1" \
         "curl -v http://127.0.0.1:8080/; wait")
-    open_idle_connection
+    open_answered_connection
     start_download /big.bin 16M
     signal_server TERM
 
@@ -212,10 +204,10 @@ unread_by_server() {
     local try hint="book/11-shutdown.md, section 'The first signal: draining'" status fresh
     start_root_server
     try=$(by_hand_stop "nc 127.0.0.1 8080 & curl -s http://127.0.0.1:8080/ >/dev/null" "wait")
-    open_idle_connection
+    open_answered_connection
     # A connection that has sent nothing yet has not begun a request either.
     exec {fresh}<>"/dev/tcp/127.0.0.1/$PORT"
-    hold "$fresh"
+    keep_open "$fresh"
     wait_for_count '^accepted ' 2 >/dev/null || true
     signal_server TERM
     wait_for_exit 2
@@ -240,7 +232,7 @@ unread_by_server() {
     local try
     start_root_server
     try=$(by_hand_stop "curl -s http://127.0.0.1:8080/ >/dev/null" | sed 's/kill -TERM/kill -INT/')
-    open_idle_connection
+    open_answered_connection
     signal_server INT
     wait_for_exit 2
     [ "$EXIT_STATUS" = 0 ] ||
@@ -259,7 +251,7 @@ unread_by_server() {
     start_root_server
     try=$(by_hand_stop "(printf 'GET / HTTP/1.1\\r\\nHost: x\\r\\n'; sleep 1; printf '\\r\\n'; sleep 1) | nc 127.0.0.1 8080 & sleep 0.5" "wait")
     exec {fd}<>"/dev/tcp/127.0.0.1/$PORT"
-    hold "$fd"
+    keep_open "$fd"
     printf 'GET / HTTP/1.1\r\nHost: x\r\n' >&"$fd"
     # The server has read the half (ss shows nothing left in its socket).
     wait_for_log '^accepted ' >/dev/null || true
@@ -324,7 +316,7 @@ unread_by_server() {
     local try fd
     start_root_server
     try="$SERVER_NAME 8080 & sleep 0.5; exec 5<>/dev/tcp/127.0.0.1/8080; printf 'GET / HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n' >&5; sleep 0.5; kill -STOP \$!; kill -TERM \$!; printf 'GET / HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n' >&5; kill -CONT \$!; wait \$!; echo \$?"
-    open_idle_connection
+    open_answered_connection
     fd=$IDLE_FD
     wait_for_log ' GET /index.html 200 ' >/dev/null || true
     kill -STOP "$SERVER_PID"

@@ -336,10 +336,35 @@ stop_server() {
 # What a sanitizer writes when it finds an error (make test SANITIZE=1).
 SANITIZER_REPORT='runtime error|AddressSanitizer|LeakSanitizer|UndefinedBehaviorSanitizer'
 
+# Opens a connection that sends nothing, and keeps it open: its descriptor
+# is added to IDLE, and teardown closes it.
+IDLE=()
+open_idle_connection() {
+    local fd
+    exec {fd}<>"/dev/tcp/127.0.0.1/$PORT"
+    IDLE+=("$fd")
+}
+
+# Keeps a connection the test opened itself, for teardown to close.
+#   keep_open FD
+keep_open() {
+    IDLE+=("$1")
+}
+
+# (A test may have closed one already.)
+close_idle_connections() {
+    local fd
+    for fd in "${IDLE[@]}"; do
+        { exec {fd}>&-; } 2>/dev/null || true
+    done
+    IDLE=()
+}
+
 # After every test: explains a failure that no check explained (a command
-# that failed, a crash, a hang), stops the server, and fails the test if a
-# sanitizer reported anything, even after the test's last check. A test
-# file with more to check after each test defines after_each_test.
+# that failed, a crash, a hang), closes the idle connections the test
+# opened, stops the server, and fails the test if a sanitizer reported
+# anything, even after the test's last check. A test file with more to
+# do after each test defines after_each_test.
 teardown() {
     local status=0
     if [ -z "${BATS_TEST_COMPLETED:-}" ] && [ -z "${BATS_TEST_SKIPPED:-}" ] &&
@@ -347,6 +372,7 @@ teardown() {
         explain_unexplained_failure
     fi
     if declare -F after_each_test >/dev/null; then after_each_test || status=1; fi
+    close_idle_connections
     server_ended >/dev/null # while the test's shell can still wait for it
     local pid=$SERVER_PID
     stop_server
