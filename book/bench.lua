@@ -116,6 +116,7 @@ local function read_file(kind, path, fail)
   return data
 end
 
+-- The median of a list of numbers, then its smallest and largest.
 local function median(values)
   local sorted = {}
   for i, v in ipairs(values) do
@@ -123,7 +124,8 @@ local function median(values)
   end
   table.sort(sorted)
   local n = #sorted
-  return (n % 2 == 1) and sorted[(n + 1) // 2] or (sorted[n // 2] + sorted[n // 2 + 1]) / 2
+  local middle = (n % 2 == 1) and sorted[(n + 1) // 2] or (sorted[n // 2] + sorted[n // 2 + 1]) / 2
+  return middle, sorted[1], sorted[n]
 end
 
 -- The steps in order, then the floor, then anything else but nginx,
@@ -263,12 +265,12 @@ end
 -- The operations of value="...": each takes the words after its name and
 -- returns the text to print.
 local function rps(file, fail, server, mode, connections)
-  return median(cell_values(read_file("results", file, fail), server, mode, connections,
-    "requests_per_second", fail))
+  return (median(cell_values(read_file("results", file, fail), server, mode, connections,
+    "requests_per_second", fail)))
 end
 local function cpu(file, fail, server, mode, connections)
-  return median(cell_values(read_file("results", file, fail), server, mode, connections,
-    "cpu_us_per_request", fail))
+  return (median(cell_values(read_file("results", file, fail), server, mode, connections,
+    "cpu_us_per_request", fail)))
 end
 local function extreme(pick)
   return function(file, fail, server, mode, connections)
@@ -590,5 +592,9 @@ function bench.block(block, fail)
   end
   return make(block.attributes.file, fail)
 end
+
+-- For chart.lua, which orders and summarises the same results.
+bench.median = median
+bench.server_order = server_order
 
 return bench

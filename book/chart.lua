@@ -19,6 +19,8 @@ caption="..." replaces the caption made from the file.
 ]]
 
 local chart = {}
+-- bench.lua's median and order of servers: include.lua passes bench in.
+local median, server_order
 
 local WIDTH, PANEL_HEIGHT = 720, 260 -- a panel per mode, one above the other
 local LEFT, RIGHT, TOP, BOTTOM = 64, 12, 40, 48
@@ -59,33 +61,6 @@ local function read_results(path, fail)
     fail(path .. ": no measurements")
   end
   return rows, comments
-end
-
-local function median(values)
-  local sorted = {}
-  for i, v in ipairs(values) do
-    sorted[i] = v
-  end
-  table.sort(sorted)
-  local n = #sorted
-  local middle = (n % 2 == 1) and sorted[(n + 1) // 2] or (sorted[n // 2] + sorted[n // 2 + 1]) / 2
-  return middle, sorted[1], sorted[n]
-end
-
--- The steps in order, then the floor, then anything else; nginx apart.
-local function server_order(a, b)
-  local function rank(name)
-    if name:match("^step") then
-      return 1
-    elseif name == "floor" then
-      return 2
-    end
-    return 3
-  end
-  if rank(a) ~= rank(b) then
-    return rank(a) < rank(b)
-  end
-  return a < b
 end
 
 -- Groups the measurements: one group per mode and number of connections
@@ -282,4 +257,9 @@ function chart.block(block, fail)
     .. "\n<figcaption>" .. escape(caption) .. "</figcaption>\n</figure>")
 end
 
-return chart
+-- chart.lua returns a function of bench.lua's table, which gives it the
+-- helpers both need.
+return function(bench)
+  median, server_order = bench.median, bench.server_order
+  return chart
+end

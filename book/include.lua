@@ -652,8 +652,8 @@ end
 -- The benchmark's chart (book/chart.lua) and its tables and values
 -- (book/bench.lua), beside this file.
 local here = pandoc.path.directory(PANDOC_SCRIPT_FILE)
-local chart = dofile(pandoc.path.join({ here, "chart.lua" }))
 local bench = dofile(pandoc.path.join({ here, "bench.lua" }))
+local chart = dofile(pandoc.path.join({ here, "chart.lua" }))(bench)
 
 function Span(span)
   if span.classes:includes("bench") then
