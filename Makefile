@@ -1,6 +1,9 @@
-# An HTTP server in C, in eight steps. `make help` lists what you can do.
+# An HTTP server in C, step by step. `make help` lists what you can do.
 
-STEPS := 01 02 03 04 05 06 07 08 09 10 11
+# The steps, and what each can do, are listed once: steps/list, read
+# through tests/steps. $(call steps_that,files) is "10 11".
+STEPS := $(shell tests/steps)
+steps_that = $(shell tests/steps $(1))
 STEP_BINARIES := $(addprefix step,$(STEPS))
 
 CFLAGS ?= -O2 -g
@@ -18,7 +21,7 @@ SERVER ?=
 PART ?=
 
 # Rebuild the steps when the compiler or its flags change, such as with
-# SANITIZE=1, not only when a server.c does.
+# SANITIZE=1, not only when a step's files do.
 FLAGS_STAMP := build/compiler-flags
 $(shell mkdir -p build && echo '$(CC) $(BUILD_CFLAGS) $(LDFLAGS)' | cmp -s - $(FLAGS_STAMP) || \
 	echo '$(CC) $(BUILD_CFLAGS) $(LDFLAGS)' > $(FLAGS_STAMP))
@@ -27,12 +30,16 @@ $(shell mkdir -p build && echo '$(CC) $(BUILD_CFLAGS) $(LDFLAGS)' | cmp -s - $(F
 
 all: $(STEP_BINARIES) ## build every step's server: ./step01, ./step02 and on
 
-# The source of step NN: $(call step_source,04) is steps/04-accept/server.c.
-step_source = $(wildcard steps/$(1)-*/server.c)
+# A step is a folder: $(call step_dir,05) is steps/05-parse, and its
+# files, $(call step_files,05), are its .c and .h files: server.c, and
+# from step 05 on the parser, http.c and http.h.
+step_dir = $(patsubst %/,%,$(dir $(wildcard steps/$(1)-*/server.c)))
+step_files = $(wildcard $(call step_dir,$(1))/*.[ch])
 
+# Every .c file of a folder, compiled into one program.
 define STEP_RULES
-step$(1): $(call step_source,$(1)) $(FLAGS_STAMP)
-	$$(CC) $$(BUILD_CFLAGS) $$(LDFLAGS) -o $$@ $$<
+step$(1): $(call step_files,$(1)) $(FLAGS_STAMP)
+	$$(CC) $$(BUILD_CFLAGS) $$(LDFLAGS) -o $$@ $$(filter %.c,$$^)
 step-$(1): step$(1)
 endef
 $(foreach n,$(STEPS),$(eval $(call STEP_RULES,$(n))))
@@ -54,7 +61,7 @@ test-all: all answers ## make test, and every step against every earlier step's 
 	@tests/run-all --all
 
 check: ## check a server of yours: make check STEP=04 SERVER=path/to/server [PART=2]
-	@test -n "$(STEP)" || { echo 'usage: make check STEP=04 [SERVER=path/to/server] [PART=N or NAME, for steps 05, 06, 09 and 10]' >&2; exit 2; }
+	@test -n "$(STEP)" || { echo 'usage: make check STEP=04 [SERVER=path/to/server] [PART=N or NAME, for the stages written in parts]' >&2; exit 2; }
 	@tests/check $(STEP) $(or $(SERVER),./step$(shell printf '%02d' "$$(expr '$(STEP)' + 0 2>/dev/null)" 2>/dev/null)) $(if $(PART),--part '$(PART)')
 
 # The benchmark (tests/bench/, book/bench/README.md): every step against
@@ -80,7 +87,9 @@ bench-syscalls: all $(BENCH_TOOLS) ## system calls per request of each server, s
 bench-connections: all $(BENCH_TOOLS) ## memory per idle connection, 10000 held open
 	@tests/bench/connections
 
-bench-files: step10 ## a 256 MiB file, step 10 against nginx with sendfile, 15 rounds
+# The first step that serves files is the one measured.
+FILES_STEP := $(shell tests/steps --first files)
+bench-files: step$(FILES_STEP) ## a 256 MiB file, the first step with files against nginx with sendfile, 15 rounds
 	@tests/bench/files
 
 # build/valgrind/ is tests/install-valgrind's download, not make's: kept.
@@ -94,11 +103,12 @@ transcripts: all ## play the book's terminal scenes again, into book/transcripts
 	@book/transcript --all book/transcripts
 
 # Workshop mode and the exercises' answers. Each answer is stored once, as a
-# patch against its step: book/answers/NAME.diff, NAME starting with the
-# step's number. make answers applies it exactly (tests/apply-patch, which
-# prints how to repair a patch that a change to its step broke) into
-# build/answers/NAME.c and builds build/answers/NAME. make workshop STEP=01
-# starts from step 01 and tests/workshop/skeleton.diff the same way.
+# patch against its step's folder: book/answers/NAME.diff, NAME starting
+# with the step's number. make answers applies it exactly (tests/apply-patch,
+# which prints how to repair a patch that a change to its step broke) to a
+# copy of the folder, build/answers/src/NAME/, and builds build/answers/NAME
+# from its .c files. make workshop STEP=01 starts from step 01 and
+# tests/workshop/skeleton.diff the same way.
 ANSWERS := $(patsubst book/answers/%.diff,%,$(wildcard book/answers/*.diff))
 ANSWER_BINARIES := $(addprefix build/answers/,$(ANSWERS))
 .PHONY: workshop answers test-answers
@@ -109,56 +119,69 @@ workshop: ## write a stage yourself: make workshop STEP=04 (again to rebuild)
 
 answers: $(ANSWER_BINARIES) ## build the exercises' answers into build/answers/
 
-define ANSWER_RULES
-build/answers/$(1).c: book/answers/$(1).diff $(call step_source,$(firstword $(subst -, ,$(1))))
-	@mkdir -p $$(@D)
-	tests/apply-patch $$(word 2,$$^) $$< $$@
-build/answers/$(1): build/answers/$(1).c $(FLAGS_STAMP)
-	$$(CC) $$(BUILD_CFLAGS) $$(LDFLAGS) -o $$@ $$<
+# A patched folder (answers, experiments): $(call patched_rules,KIND,NAME)
+# makes build/KIND/src/NAME/ from book/KIND/NAME.diff and the folder of
+# the step NAME starts with, then build/KIND/NAME from its .c files.
+# server.c stands for the folder: every step has one, and apply-patch
+# writes every file of the folder anew.
+patched_step = $(firstword $(subst -, ,$(1)))
+define PATCHED_RULES
+build/$(1)/src/$(2)/server.c: book/$(1)/$(2).diff $(call step_files,$(call patched_step,$(2)))
+	tests/apply-patch $(call step_dir,$(call patched_step,$(2))) $$< $$(@D)
+build/$(1)/$(2): build/$(1)/src/$(2)/server.c $(FLAGS_STAMP)
+	$$(CC) $$(BUILD_CFLAGS) $$(LDFLAGS) -o $$@ $$(<D)/*.c
 endef
-$(foreach a,$(ANSWERS),$(eval $(call ANSWER_RULES,$(a))))
+$(foreach a,$(ANSWERS),$(eval $(call PATCHED_RULES,answers,$(a))))
 
 test-answers: all answers ## test the exercise answers and make workshop
 	@tests/answers
 
 # The book's experiments ("remove this call and see"), stored the same way:
 # book/experiments/NAME.diff against step NN (NAME starts with NN), made
-# into build/experiments/NAME.c and built as the steps are.
+# into build/experiments/src/NAME/ and built as build/experiments/NAME.
 EXPERIMENTS := $(patsubst book/experiments/%.diff,%,$(wildcard book/experiments/*.diff))
 .PHONY: experiments
 
 experiments: $(addprefix build/experiments/,$(EXPERIMENTS)) ## build the book's experiments into build/experiments/
 
-define EXPERIMENT_RULES
-build/experiments/$(1).c: book/experiments/$(1).diff $(call step_source,$(firstword $(subst -, ,$(1))))
-	@mkdir -p $$(@D)
-	tests/apply-patch $$(word 2,$$^) $$< $$@
-build/experiments/$(1): build/experiments/$(1).c $(FLAGS_STAMP)
-	$$(CC) $$(BUILD_CFLAGS) $$(LDFLAGS) -o $$@ $$<
-endef
-$(foreach e,$(EXPERIMENTS),$(eval $(call EXPERIMENT_RULES,$(e))))
+$(foreach e,$(EXPERIMENTS),$(eval $(call PATCHED_RULES,experiments,$(e))))
 
 # Proving the servers hold: fuzzing, sanitizers, valgrind, fault and load
 # tests, static checks. book/d-tested.md says what each found.
 .PHONY: fuzz memcheck faults lint
-FUZZ_STEPS := 05 06 07 08 09 10 11
 FUZZ_SECONDS ?= 60
 FUZZ_CC ?= clang
-# The fuzz target includes a whole server.c: its main, renamed step_main,
-# is never called, and ends in a loop that does not return.
 FUZZ_CFLAGS := -std=c17 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
-	-fno-omit-frame-pointer -Wall -Wextra -Werror -Wno-unused-function -Wno-return-type
-FUZZERS := $(addprefix build/fuzz/parse,$(FUZZ_STEPS))
+	-fno-omit-frame-pointer -Wall -Wextra -Werror
 
-define FUZZ_RULES
-build/fuzz/parse$(1): tests/fuzz/parse.c $(call step_source,$(1))
+# The parser's target links a step's http.c: one target for each version
+# of the parser, the first step that has it naming it (tests/fuzz/parsers
+# lists them).
+PARSER_STEPS := $(shell tests/fuzz/parsers)
+define PARSER_FUZZ_RULES
+build/fuzz/parse$(1): tests/fuzz/parse.c $(call step_files,$(1))
 	@mkdir -p $$(@D)
-	$$(FUZZ_CC) $$(FUZZ_CFLAGS) $(if $(filter 06 07 08 09,$(1)),-DSTEP_RESPONDS) \
-		$(if $(filter 07 08 09 10 11,$(1)),-DSTEP_KEEPS_ALIVE) $(if $(filter 09,$(1)),-DSTEP_FINDS_REQUESTS) \
-		$(if $(filter 10 11,$(1)),-DSTEP_SERVES_FILES) \
-		-DSTEP_SOURCE='"$$(abspath $(call step_source,$(1)))"' -o $$@ $$<
+	$$(FUZZ_CC) $$(FUZZ_CFLAGS) -I$(call step_dir,$(1)) -o $$@ $$< $(call step_dir,$(1))/http.c
 endef
-$(foreach n,$(FUZZ_STEPS),$(eval $(call FUZZ_RULES,$(n))))
+$(foreach n,$(PARSER_STEPS),$(eval $(call PARSER_FUZZ_RULES,$(n))))
+
+# The responses' target includes a whole server.c, so that it can call its
+# static functions: its main, renamed step_main, is never called (and ends
+# in a loop that does not return). What the step can do, in steps/list,
+# says what to fuzz: -DSTEP_KEEPS_ALIVE, -DSTEP_LOOP, -DSTEP_FILES.
+RESPONSE_STEPS := $(call steps_that,responds)
+step_defines = $(foreach ability,keeps-alive loop files,\
+	$(if $(shell tests/steps --can $(1) $(ability) && echo yes),\
+	-DSTEP_$(shell echo $(ability) | tr a-z- A-Z_)))
+define RESPONSE_FUZZ_RULES
+build/fuzz/respond$(1): tests/fuzz/respond.c $(call step_files,$(1))
+	@mkdir -p $$(@D)
+	$$(FUZZ_CC) $$(FUZZ_CFLAGS) -Wno-unused-function -Wno-return-type $(call step_defines,$(1)) \
+		-I$(call step_dir,$(1)) -DSTEP_SOURCE='"$$(abspath $(call step_dir,$(1))/server.c)"' \
+		-o $$@ $$< $(call step_dir,$(1))/http.c
+endef
+$(foreach n,$(RESPONSE_STEPS),$(eval $(call RESPONSE_FUZZ_RULES,$(n))))
+FUZZERS := $(addprefix build/fuzz/parse,$(PARSER_STEPS)) $(addprefix build/fuzz/respond,$(RESPONSE_STEPS))
 
 # With SANITIZE=1, a sanitizer report ends the server at once (its tests
 # then fail), and leaks are reported when a server exits on its own.
@@ -167,10 +190,10 @@ export ASAN_OPTIONS ?= detect_leaks=1:strict_string_checks=1:halt_on_error=1
 export UBSAN_OPTIONS ?= print_stacktrace=1:halt_on_error=1
 endif
 
-fuzz: $(FUZZERS) ## fuzz the parser of steps 05 to 11, and the paths of steps 10 and 11, FUZZ_SECONDS (60) each, one per processor at a time
+fuzz: $(FUZZERS) ## fuzz each version of the parser, and every step's responses, FUZZ_SECONDS (60) each, one per processor at a time
 	@tests/fuzz/run $(FUZZ_SECONDS) $(FUZZERS)
 
-faults: step05 step06 step07 step08 step09 step10 step11 ## slow, silent, rude and malformed clients, and load (60 s)
+faults: $(addprefix step,$(call steps_that,parses)) ## slow, silent, rude and malformed clients, and load (60 s)
 	@tests/faults
 
 memcheck: all ## the tests and make faults with every server under valgrind
