@@ -193,6 +193,12 @@ static long long now_microseconds(void)
     return (long long)now.tv_sec * MICROSECONDS_PER_SECOND + now.tv_nsec / 1000;
 }
 
+/* The deadline `seconds` from now, on now_microseconds()'s clock. */
+static long long deadline_in(int seconds)
+{
+    return now_microseconds() + (long long)seconds * MICROSECONDS_PER_SECOND;
+}
+
 /* read(2), but never past the deadline. SO_RCVTIMEO (socket(7)) makes a
    read that waits too long fail with EAGAIN. Setting it to the time that
    is left before every read bounds the whole request, so a client that
@@ -282,8 +288,7 @@ static struct rejection read_body(int fd, struct received *received,
 static struct rejection read_request(int fd, struct received *received,
                                      struct request *request)
 {
-    long long deadline = now_microseconds() +
-                         (long long)REQUEST_TIMEOUT_SECONDS * MICROSECONDS_PER_SECOND;
+    long long deadline = deadline_in(REQUEST_TIMEOUT_SECONDS);
 
     struct rejection rejection = read_head(fd, received, request, deadline);
     if (!rejected(rejection))
@@ -295,7 +300,8 @@ static struct rejection read_request(int fd, struct received *received,
 
 static void print_request(const struct request *request)
 {
-    printf("request: %s %s %s\n", request->method, request->target, request->version);
+    printf("request: %s %s %s\n", request->method_name, request->target,
+           request->version);
     for (size_t i = 0; i < request->field_count; i++)
         printf("header: %s: %s\n", request->fields[i].name, request->fields[i].value);
     printf("body: %lu bytes\n", request->body_length);

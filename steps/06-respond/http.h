@@ -30,11 +30,29 @@ struct field {
     const char *value;
 };
 
+/* The methods of RFC 9110 (section 9) and RFC 5789 (PATCH), parsed once
+   into a number, so that the server compares numbers, not strings. Any
+   other method, and a request whose line was never parsed, is
+   METHOD_UNKNOWN. */
+enum method {
+    METHOD_UNKNOWN,
+    METHOD_GET,
+    METHOD_HEAD,
+    METHOD_POST,
+    METHOD_PUT,
+    METHOD_DELETE,
+    METHOD_CONNECT,
+    METHOD_OPTIONS,
+    METHOD_TRACE,
+    METHOD_PATCH,
+};
+
 /* A parsed request. The strings point into the bytes that were received,
    except path for a target in absolute-form: it is built in origin_form. */
 struct request {
     size_t head_length; /* request line and fields, with the empty line */
-    const char *method;
+    enum method method;
+    const char *method_name; /* as sent, for the log */
     const char *target; /* as sent */
     const char *path; /* what the target asks for: path and query, or "*" */
     const char *version;

@@ -277,12 +277,30 @@ static struct rejection parse_target(struct request *request)
 {
     bool is_asterisk = strcmp(request->target, "*") == 0;
 
-    if (is_asterisk && strcmp(request->method, "OPTIONS") != 0)
+    if (is_asterisk && request->method != METHOD_OPTIONS)
         return reject(400, "the target * is for OPTIONS only");
     if (request->target[0] != '/' && !is_asterisk)
         return parse_absolute_form(request);
     request->path = request->target;
     return NOT_REJECTED;
+}
+
+/* A method's number. Methods are case-sensitive (RFC 9110 section 9.1):
+   "get" is a method we do not know, not GET. */
+static enum method parse_method(const char *name)
+{
+    static const char *const names[] = {
+        [METHOD_GET] = "GET",         [METHOD_HEAD] = "HEAD",
+        [METHOD_POST] = "POST",       [METHOD_PUT] = "PUT",
+        [METHOD_DELETE] = "DELETE",   [METHOD_CONNECT] = "CONNECT",
+        [METHOD_OPTIONS] = "OPTIONS", [METHOD_TRACE] = "TRACE",
+        [METHOD_PATCH] = "PATCH",
+    };
+    for (size_t method = METHOD_UNKNOWN + 1; method < sizeof names / sizeof names[0];
+         method++)
+        if (strcmp(name, names[method]) == 0)
+            return (enum method)method;
+    return METHOD_UNKNOWN;
 }
 
 /* method SP request-target SP HTTP-version, RFC 9112 section 3. */
@@ -297,7 +315,8 @@ static struct rejection parse_request_line(char *line, struct request *request)
 
     if (!is_token(line))
         return reject(400, "invalid method");
-    request->method = line;
+    request->method_name = line;
+    request->method = parse_method(line);
     if (strlen(target) > TARGET_MAX)
         return reject(414, "request target too long");
     if (!is_visible(target))

@@ -218,6 +218,12 @@ static long long now_microseconds(void)
     return (long long)now.tv_sec * MICROSECONDS_PER_SECOND + now.tv_nsec / 1000;
 }
 
+/* The deadline `seconds` from now, on now_microseconds()'s clock. */
+static long long deadline_in(int seconds)
+{
+    return now_microseconds() + (long long)seconds * MICROSECONDS_PER_SECOND;
+}
+
 /* read(2), but never past the deadline. SO_RCVTIMEO (socket(7)) makes a
    read that waits too long fail with EAGAIN. Setting it to the time that
    is left before every read bounds the whole request, so a client that
@@ -307,8 +313,7 @@ static struct rejection read_body(int fd, struct received *received,
 static struct rejection read_request(int fd, struct received *received,
                                      struct request *request)
 {
-    long long deadline = now_microseconds() +
-                         (long long)REQUEST_TIMEOUT_SECONDS * MICROSECONDS_PER_SECOND;
+    long long deadline = deadline_in(REQUEST_TIMEOUT_SECONDS);
 
     struct rejection rejection = read_head(fd, received, request, deadline);
     if (!rejected(rejection))
@@ -320,7 +325,8 @@ static struct rejection read_request(int fd, struct received *received,
 
 static void print_request(const struct request *request)
 {
-    printf("request: %s %s %s\n", request->method, request->target, request->version);
+    printf("request: %s %s %s\n", request->method_name, request->target,
+           request->version);
     for (size_t i = 0; i < request->field_count; i++)
         printf("header: %s: %s\n", request->fields[i].name, request->fields[i].value);
     printf("body: %lu bytes\n", request->body_length);
@@ -378,29 +384,19 @@ static struct response error_response(int status, const char *reason)
     return response;
 }
 
-/* The methods RFC 9110 defines (section 9) and RFC 5789 adds (PATCH). A
-   method we know but do not serve is 405; one we have never heard of, 501. */
-static bool is_known_method(const char *method)
-{
-    static const char *const known[] = {"GET",     "HEAD",    "POST",  "PUT",  "DELETE",
-                                        "CONNECT", "OPTIONS", "TRACE", "PATCH"};
-    for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
-        if (strcmp(method, known[i]) == 0)
-            return true;
-    return false;
-}
-
 /* Decides what to answer to a well-formed request. It goes by the path,
    which is the target unless that came in absolute-form. */
 static struct response route(const struct request *request)
 {
     bool is_get_or_head =
-        strcmp(request->method, "GET") == 0 || strcmp(request->method, "HEAD") == 0;
-    bool is_post = strcmp(request->method, "POST") == 0;
-    bool is_options = strcmp(request->method, "OPTIONS") == 0;
+        request->method == METHOD_GET || request->method == METHOD_HEAD;
+    bool is_post = request->method == METHOD_POST;
+    bool is_options = request->method == METHOD_OPTIONS;
 
+    /* A method we know but do not serve is 405; one we have never heard
+       of, 501. */
     if (!is_get_or_head && !is_post && !is_options)
-        return is_known_method(request->method)
+        return request->method != METHOD_UNKNOWN
                    ? error_response(405, "method not allowed")
                    : error_response(501, "unknown method");
     /* "*" is the server as a whole; the parser let it through for OPTIONS only. */
@@ -471,8 +467,7 @@ static size_t write_all(int fd, const char *bytes, size_t length)
 static const char *allow_field(const struct request *request,
                                const struct response *response)
 {
-    bool is_options =
-        request->method != NULL && strcmp(request->method, "OPTIONS") == 0;
+    bool is_options = request->method == METHOD_OPTIONS;
     return response->status == 405 || (is_options && response->status == 200)
                ? ALLOW_FIELD
                : "";
@@ -487,7 +482,7 @@ static const char *allow_field(const struct request *request,
 static size_t send_response(int fd, const struct request *request,
                             const struct response *response)
 {
-    bool is_head = request->method != NULL && strcmp(request->method, "HEAD") == 0;
+    bool is_head = request->method == METHOD_HEAD;
     const char *allow = allow_field(request, response);
     char date[DATE_MAX];
     char bytes[RESPONSE_MAX];
@@ -534,8 +529,7 @@ static void close_after_response(int fd, bool read_whole_request)
 {
     if (!read_whole_request || has_unread_bytes(fd)) {
         char discard[DISCARD_BUFFER_SIZE];
-        long long deadline =
-            now_microseconds() + (long long)LINGER_SECONDS * MICROSECONDS_PER_SECOND;
+        long long deadline = deadline_in(LINGER_SECONDS);
 
         if (shutdown(fd, SHUT_WR) < 0)
             warn("shutdown");
@@ -548,7 +542,7 @@ static void close_after_response(int fd, bool read_whole_request)
 static void log_access(const char *peer, const struct request *request, int status,
                        size_t sent)
 {
-    printf("%s %s %s %d %zu\n", peer, request->method ? request->method : "-",
+    printf("%s %s %s %d %zu\n", peer, request->method_name ? request->method_name : "-",
            request->target ? request->target : "-", status, sent);
 }
 
@@ -605,8 +599,7 @@ static void forget_request(struct received *received, size_t used)
    Returns whether a request has begun. */
 static bool wait_for_next_request(int fd, struct received *received)
 {
-    long long deadline = now_microseconds() +
-                         (long long)KEEPALIVE_TIMEOUT_SECONDS * MICROSECONDS_PER_SECOND;
+    long long deadline = deadline_in(KEEPALIVE_TIMEOUT_SECONDS);
 
     flush_log(); /* we may wait a while */
     ssize_t count = receive(fd, received->bytes, HEAD_MAX, deadline);

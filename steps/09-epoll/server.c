@@ -258,6 +258,12 @@ static long long now_microseconds(void)
     return (long long)now.tv_sec * MICROSECONDS_PER_SECOND + now.tv_nsec / 1000;
 }
 
+/* The deadline `seconds` from now, on now_microseconds()'s clock. */
+static long long deadline_in(int seconds)
+{
+    return now_microseconds() + (long long)seconds * MICROSECONDS_PER_SECOND;
+}
+
 /* read(2) on a non-blocking socket: it takes what has arrived, or fails
    with EAGAIN at once if nothing has. The deadlines are kept by the event
    loop (expire_connections), no longer by the socket. */
@@ -344,7 +350,8 @@ static size_t read_limit(const struct request *request)
 
 static void print_request(const struct request *request)
 {
-    printf("request: %s %s %s\n", request->method, request->target, request->version);
+    printf("request: %s %s %s\n", request->method_name, request->target,
+           request->version);
     for (size_t i = 0; i < request->field_count; i++)
         printf("header: %s: %s\n", request->fields[i].name, request->fields[i].value);
     printf("body: %lu bytes\n", request->body_length);
@@ -411,29 +418,19 @@ static struct response error_response(int status, const char *reason)
     return response;
 }
 
-/* The methods RFC 9110 defines (section 9) and RFC 5789 adds (PATCH). A
-   method we know but do not serve is 405; one we have never heard of, 501. */
-static bool is_known_method(const char *method)
-{
-    static const char *const known[] = {"GET",     "HEAD",    "POST",  "PUT",  "DELETE",
-                                        "CONNECT", "OPTIONS", "TRACE", "PATCH"};
-    for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
-        if (strcmp(method, known[i]) == 0)
-            return true;
-    return false;
-}
-
 /* Decides what to answer to a well-formed request. It goes by the path,
    which is the target unless that came in absolute-form. */
 static struct response route(const struct request *request)
 {
     bool is_get_or_head =
-        strcmp(request->method, "GET") == 0 || strcmp(request->method, "HEAD") == 0;
-    bool is_post = strcmp(request->method, "POST") == 0;
-    bool is_options = strcmp(request->method, "OPTIONS") == 0;
+        request->method == METHOD_GET || request->method == METHOD_HEAD;
+    bool is_post = request->method == METHOD_POST;
+    bool is_options = request->method == METHOD_OPTIONS;
 
+    /* A method we know but do not serve is 405; one we have never heard
+       of, 501. */
     if (!is_get_or_head && !is_post && !is_options)
-        return is_known_method(request->method)
+        return request->method != METHOD_UNKNOWN
                    ? error_response(405, "method not allowed")
                    : error_response(501, "unknown method");
     /* "*" is the server as a whole; the parser let it through for OPTIONS only. */
@@ -517,8 +514,7 @@ static bool send_outgoing(int fd, struct outgoing *outgoing)
 static const char *allow_field(const struct request *request,
                                const struct response *response)
 {
-    bool is_options =
-        request->method != NULL && strcmp(request->method, "OPTIONS") == 0;
+    bool is_options = request->method == METHOD_OPTIONS;
     return response->status == 405 || (is_options && response->status == 200)
                ? ALLOW_FIELD
                : "";
@@ -529,7 +525,7 @@ static const char *allow_field(const struct request *request,
 static void format_response(const struct request *request,
                             const struct response *response, struct outgoing *outgoing)
 {
-    bool is_head = request->method != NULL && strcmp(request->method, "HEAD") == 0;
+    bool is_head = request->method == METHOD_HEAD;
     const char *allow = allow_field(request, response);
     char date[DATE_MAX];
     const char *connection = connection_field(request, response);
@@ -570,7 +566,7 @@ static bool has_unread_bytes(int fd)
 static void log_access(const char *peer, const struct request *request, int status,
                        size_t sent)
 {
-    printf("%s %s %s %d %zu\n", peer, request->method ? request->method : "-",
+    printf("%s %s %s %d %zu\n", peer, request->method_name ? request->method_name : "-",
            request->target ? request->target : "-", status, sent);
 }
 
@@ -714,8 +710,7 @@ static void start_timeout(struct server *server, struct connection *connection,
                           enum state state)
 {
     connection->state = state;
-    connection->deadline = now_microseconds() +
-                           (long long)TIMEOUT_SECONDS[state] * MICROSECONDS_PER_SECOND;
+    connection->deadline = deadline_in(TIMEOUT_SECONDS[state]);
     enqueue(&server->queues[state], connection);
 }
 
@@ -861,10 +856,17 @@ static void continue_closing(struct server *server, struct connection *connectio
 
 /* ==== Running the server ==== */
 
+/* What the caller of respond() does next. SERVE_NEXT: the response is
+   out, and the next request has begun in the buffer: look for it.
+   LET_GO: the connection waits for epoll (room to write, its next
+   request, the client's close), or it has been closed and freed: it must
+   not be touched. */
+enum after_response { SERVE_NEXT, LET_GO };
+
 /* The response is out: close the connection, or keep it for the next
-   request, which may be in the buffer already (pipelining). Returns true
-   if one has begun there. */
-static bool finish_response(struct server *server, struct connection *connection)
+   request, which may be in the buffer already (pipelining). */
+static enum after_response finish_response(struct server *server,
+                                           struct connection *connection)
 {
     struct buffers *buffers = connection->buffers;
     struct request *request = &buffers->request;
@@ -876,25 +878,25 @@ static bool finish_response(struct server *server, struct connection *connection
         /* request->body is set once the whole request has been read. */
         close_after_response(server, connection,
                              request->body != NULL && buffers->received.length == used);
-        return false;
+        return LET_GO;
     }
     forget_request(&buffers->received, used);
     buffers->request = (struct request){0};
     if (buffers->received.length == 0) {
         give_back_buffers(server, connection);
         enter_state(server, connection, IDLE);
-        return false;
+        return LET_GO;
     }
     enter_state(server, connection, READING);
-    return true;
+    return SERVE_NEXT;
 }
 
 /* Sends what the socket takes of the response. What it does not take
    waits until there is room: epoll watches for EPOLLOUT instead of
    EPOLLIN meanwhile, so that a client that sends requests without reading
-   the answers gets no more answers until it has read them. Returns true
-   if the next request has begun in the buffer. */
-static bool continue_writing(struct server *server, struct connection *connection)
+   the answers gets no more answers until it has read them. */
+static enum after_response continue_writing(struct server *server,
+                                            struct connection *connection)
 {
     struct outgoing *outgoing = &connection->buffers->outgoing;
 
@@ -902,22 +904,21 @@ static bool continue_writing(struct server *server, struct connection *connectio
         log_access(connection->peer, &connection->buffers->request, outgoing->status,
                    outgoing->sent);
         end_connection(server, connection);
-        return false;
+        return LET_GO;
     }
     if (outgoing->sent < outgoing->length) {
         if (connection->state != WRITING)
             enter_state(server, connection, WRITING);
         watch(server, connection, EPOLLOUT);
-        return false;
+        return LET_GO;
     }
     watch(server, connection, EPOLLIN);
     return finish_response(server, connection);
 }
 
-/* Answers a request, or a rejection, and starts sending the response.
-   Returns true if the next request has begun in the buffer. */
-static bool respond(struct server *server, struct connection *connection,
-                    struct rejection rejection)
+/* Answers a request, or a rejection, and starts sending the response. */
+static enum after_response respond(struct server *server, struct connection *connection,
+                                   struct rejection rejection)
 {
     struct buffers *buffers = connection->buffers;
     struct request *request = &buffers->request;
@@ -929,7 +930,7 @@ static bool respond(struct server *server, struct connection *connection,
 
     if (rejected(rejection) && rejection.status == NO_RESPONSE) {
         end_connection(server, connection); /* the client is gone: nobody to answer */
-        return false;
+        return LET_GO;
     }
     struct response response = rejected(rejection)
                                    ? error_response(rejection.status, rejection.reason)
@@ -954,7 +955,7 @@ static void serve_requests(struct server *server, struct connection *connection)
             find_request(&buffers->received, &buffers->request);
         if (!rejected(rejection) && buffers->request.body == NULL)
             return; /* the rest has not arrived: epoll will say when it has */
-        if (!respond(server, connection, rejection))
+        if (respond(server, connection, rejection) == LET_GO)
             return;
     }
 }
@@ -1008,7 +1009,7 @@ static void on_event(struct server *server, struct connection *connection)
     switch (connection->state) {
     case READING: continue_reading(server, connection); break;
     case WRITING:
-        if (continue_writing(server, connection))
+        if (continue_writing(server, connection) == SERVE_NEXT)
             serve_requests(server, connection);
         break;
     case IDLE: start_next_request(server, connection); break;

@@ -257,14 +257,9 @@ static int accept_connection(int listener, struct sockaddr_in *peer)
 }
 
 /* close(2) frees the descriptor even when it reports an error, so it is
-   never retried, not even after EINTR. */
-static void close_connection(int fd)
-{
-    if (close(fd) < 0)
-        warn("close");
-}
-
-static void close_file(int fd)
+   never retried, not even after EINTR. The same for a connection and for
+   a file. */
+static void close_descriptor(int fd)
 {
     if (close(fd) < 0)
         warn("close");
@@ -286,6 +281,12 @@ static long long now_microseconds(void)
     if (clock_gettime(CLOCK_MONOTONIC, &now) < 0)
         die("clock_gettime");
     return (long long)now.tv_sec * MICROSECONDS_PER_SECOND + now.tv_nsec / 1000;
+}
+
+/* The deadline `seconds` from now, on now_microseconds()'s clock. */
+static long long deadline_in(int seconds)
+{
+    return now_microseconds() + (long long)seconds * MICROSECONDS_PER_SECOND;
 }
 
 /* read(2) on a non-blocking socket: it takes what has arrived, or fails
@@ -374,7 +375,8 @@ static size_t read_limit(const struct request *request)
 
 static void print_request(const struct request *request)
 {
-    printf("request: %s %s %s\n", request->method, request->target, request->version);
+    printf("request: %s %s %s\n", request->method_name, request->target,
+           request->version);
     for (size_t i = 0; i < request->field_count; i++)
         printf("header: %s: %s\n", request->fields[i].name, request->fields[i].value);
     printf("body: %lu bytes\n", request->body_length);
@@ -457,18 +459,6 @@ static struct response error_response(int status, const char *reason)
     snprintf(response.body, sizeof response.body, "%d %s: %s\n", status,
              reason_phrase(status), reason);
     return response;
-}
-
-/* The methods RFC 9110 defines (section 9) and RFC 5789 adds (PATCH). A
-   method we know but do not serve is 405; one we have never heard of, 501. */
-static bool is_known_method(const char *method)
-{
-    static const char *const known[] = {"GET",     "HEAD",    "POST",  "PUT",  "DELETE",
-                                        "CONNECT", "OPTIONS", "TRACE", "PATCH"};
-    for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
-        if (strcmp(method, known[i]) == 0)
-            return true;
-    return false;
 }
 
 /* ==== Serving files ==== */
@@ -688,11 +678,11 @@ static struct response serve_file(int root, const struct request *request)
     struct stat status;
     if (fstat(file, &status) < 0) {
         warn("fstat");
-        close_file(file);
+        close_descriptor(file);
         return error_response(500, "the file could not be read");
     }
     if (!S_ISREG(status.st_mode)) {
-        close_file(file);
+        close_descriptor(file);
         if (S_ISDIR(status.st_mode))
             return redirect_to_directory(request->path);
         printf("not served: %s: not a regular file\n", request->path);
@@ -707,8 +697,8 @@ static struct response serve_file(int root, const struct request *request)
                                 .modified = status.st_mtim.tv_sec};
     if (is_not_modified(request, response.modified))
         response.status = 304;
-    if (response.status == 304 || strcmp(request->method, "HEAD") == 0) {
-        close_file(file);
+    if (response.status == 304 || request->method == METHOD_HEAD) {
+        close_descriptor(file);
         response.file = -1;
     }
     return response;
@@ -741,7 +731,7 @@ static int open_root(const char *path)
         exit(EXIT_FAILURE);
     }
     if (probe >= 0)
-        close_file(probe);
+        close_descriptor(probe);
     printf("serving the files of %s\n", path);
     return root;
 }
@@ -752,12 +742,14 @@ static int open_root(const char *path)
 static struct response route(const struct request *request, int root)
 {
     bool is_get_or_head =
-        strcmp(request->method, "GET") == 0 || strcmp(request->method, "HEAD") == 0;
-    bool is_post = strcmp(request->method, "POST") == 0;
-    bool is_options = strcmp(request->method, "OPTIONS") == 0;
+        request->method == METHOD_GET || request->method == METHOD_HEAD;
+    bool is_post = request->method == METHOD_POST;
+    bool is_options = request->method == METHOD_OPTIONS;
 
+    /* A method we know but do not serve is 405; one we have never heard
+       of, 501. */
     if (!is_get_or_head && !is_post && !is_options)
-        return is_known_method(request->method)
+        return request->method != METHOD_UNKNOWN
                    ? error_response(405, "method not allowed")
                    : error_response(501, "unknown method");
     if (is_get_or_head)
@@ -855,7 +847,7 @@ static bool is_sent(const struct outgoing *outgoing)
 static void close_outgoing_file(struct outgoing *outgoing)
 {
     if (outgoing->file >= 0)
-        close_file(outgoing->file);
+        close_descriptor(outgoing->file);
     outgoing->file = -1;
 }
 
@@ -907,8 +899,7 @@ static bool send_outgoing(int fd, struct outgoing *outgoing)
 static const char *allow_field(const struct request *request,
                                const struct response *response)
 {
-    bool is_options =
-        request->method != NULL && strcmp(request->method, "OPTIONS") == 0;
+    bool is_options = request->method == METHOD_OPTIONS;
     return response->status == 405 || (is_options && response->status == 200)
                ? ALLOW_FIELD
                : "";
@@ -935,7 +926,7 @@ static void format_file_fields(const struct response *response,
 static void format_response(const struct request *request,
                             const struct response *response, struct outgoing *outgoing)
 {
-    bool is_head = request->method != NULL && strcmp(request->method, "HEAD") == 0;
+    bool is_head = request->method == METHOD_HEAD;
     const char *allow = allow_field(request, response);
     char date[DATE_MAX];
     const char *connection = connection_field(request, response);
@@ -985,7 +976,7 @@ static bool has_unread_bytes(int fd)
 static void log_access(const char *peer, const struct request *request, int status,
                        size_t sent)
 {
-    printf("%s %s %s %d %zu\n", peer, request->method ? request->method : "-",
+    printf("%s %s %s %d %zu\n", peer, request->method_name ? request->method_name : "-",
            request->target ? request->target : "-", status, sent);
 }
 
@@ -1134,8 +1125,7 @@ static void start_timeout(struct server *server, struct connection *connection,
                           enum state state)
 {
     connection->state = state;
-    connection->deadline = now_microseconds() +
-                           (long long)TIMEOUT_SECONDS[state] * MICROSECONDS_PER_SECOND;
+    connection->deadline = deadline_in(TIMEOUT_SECONDS[state]);
     enqueue(&server->queues[state], connection);
 }
 
@@ -1172,13 +1162,13 @@ static void open_connection(struct server *server, int fd,
 
     if (connection == NULL) {
         warn("calloc");
-        close_connection(fd);
+        close_descriptor(fd);
         return;
     }
     if (epoll_ctl(server->epoll, EPOLL_CTL_ADD, fd, &event) < 0) {
         warn("epoll_ctl");
         free(connection);
-        close_connection(fd);
+        close_descriptor(fd);
         return;
     }
     connection->fd = fd;
@@ -1216,7 +1206,7 @@ static void end_connection(struct server *server, struct connection *connection)
 {
     dequeue(&server->queues[connection->state], connection);
     give_back_buffers(server, connection);
-    close_connection(connection->fd);
+    close_descriptor(connection->fd);
     free(connection);
     server->open--;
     server->paused_until = 0;
@@ -1283,10 +1273,17 @@ static void continue_closing(struct server *server, struct connection *connectio
 
 /* ==== Running the server ==== */
 
+/* What the caller of respond() does next. SERVE_NEXT: the response is
+   out, and the next request has begun in the buffer: look for it.
+   LET_GO: the connection waits for epoll (room to write, its next
+   request, the client's close), or it has been closed and freed: it must
+   not be touched. */
+enum after_response { SERVE_NEXT, LET_GO };
+
 /* The response is out: close the connection, or keep it for the next
-   request, which may be in the buffer already (pipelining). Returns true
-   if one has begun there. */
-static bool finish_response(struct server *server, struct connection *connection)
+   request, which may be in the buffer already (pipelining). */
+static enum after_response finish_response(struct server *server,
+                                           struct connection *connection)
 {
     struct buffers *buffers = connection->buffers;
     struct request *request = &buffers->request;
@@ -1299,25 +1296,25 @@ static bool finish_response(struct server *server, struct connection *connection
         /* request->body is set once the whole request has been read. */
         close_after_response(server, connection,
                              request->body != NULL && buffers->received.length == used);
-        return false;
+        return LET_GO;
     }
     forget_request(&buffers->received, used);
     buffers->request = (struct request){0};
     if (buffers->received.length == 0) {
         give_back_buffers(server, connection);
         enter_state(server, connection, IDLE);
-        return false;
+        return LET_GO;
     }
     enter_state(server, connection, READING);
-    return true;
+    return SERVE_NEXT;
 }
 
 /* Sends what the socket takes of the response. What it does not take
    waits until there is room: epoll watches for EPOLLOUT instead of
    EPOLLIN meanwhile, so that a client that sends requests without reading
-   the answers gets no more answers until it has read them. Returns true
-   if the next request has begun in the buffer. */
-static bool continue_writing(struct server *server, struct connection *connection)
+   the answers gets no more answers until it has read them. */
+static enum after_response continue_writing(struct server *server,
+                                            struct connection *connection)
 {
     struct outgoing *outgoing = &connection->buffers->outgoing;
 
@@ -1325,7 +1322,7 @@ static bool continue_writing(struct server *server, struct connection *connectio
         log_access(connection->peer, &connection->buffers->request, outgoing->status,
                    outgoing->sent + (size_t)outgoing->file_offset);
         end_connection(server, connection);
-        return false;
+        return LET_GO;
     }
     if (!is_sent(outgoing)) {
         /* The deadline starts again each time the client has taken some:
@@ -1333,16 +1330,15 @@ static bool continue_writing(struct server *server, struct connection *connectio
         enter_state(server, connection, WRITING);
         outgoing->in_socket = bytes_in_socket(connection->fd);
         watch(server, connection, EPOLLOUT);
-        return false;
+        return LET_GO;
     }
     watch(server, connection, EPOLLIN);
     return finish_response(server, connection);
 }
 
-/* Answers a request, or a rejection, and starts sending the response.
-   Returns true if the next request has begun in the buffer. */
-static bool respond(struct server *server, struct connection *connection,
-                    struct rejection rejection)
+/* Answers a request, or a rejection, and starts sending the response. */
+static enum after_response respond(struct server *server, struct connection *connection,
+                                   struct rejection rejection)
 {
     struct buffers *buffers = connection->buffers;
     struct request *request = &buffers->request;
@@ -1354,7 +1350,7 @@ static bool respond(struct server *server, struct connection *connection,
 
     if (rejected(rejection) && rejection.status == NO_RESPONSE) {
         end_connection(server, connection); /* the client is gone: nobody to answer */
-        return false;
+        return LET_GO;
     }
     struct response response = rejected(rejection)
                                    ? error_response(rejection.status, rejection.reason)
@@ -1380,7 +1376,7 @@ static void serve_requests(struct server *server, struct connection *connection)
             find_request(&buffers->received, &buffers->request);
         if (!rejected(rejection) && buffers->request.body == NULL)
             return; /* the rest has not arrived: epoll will say when it has */
-        if (!respond(server, connection, rejection))
+        if (respond(server, connection, rejection) == LET_GO)
             return;
     }
 }
@@ -1434,7 +1430,7 @@ static void on_event(struct server *server, struct connection *connection)
     switch (connection->state) {
     case READING: continue_reading(server, connection); break;
     case WRITING:
-        if (continue_writing(server, connection))
+        if (continue_writing(server, connection) == SERVE_NEXT)
             serve_requests(server, connection);
         break;
     case IDLE: start_next_request(server, connection); break;
@@ -1541,10 +1537,9 @@ static const char *signal_name(int signal_number)
 static void start_draining(struct server *server, int signal_number)
 {
     server->draining = true;
-    server->drain_deadline =
-        now_microseconds() + (long long)DRAIN_SECONDS * MICROSECONDS_PER_SECOND;
+    server->drain_deadline = deadline_in(DRAIN_SECONDS);
     server->accepting = false;
-    close_connection(server->listener);
+    close_descriptor(server->listener);
     size_t closed = close_unbegun(server, IDLE) + close_unbegun(server, READING);
     server->draining_count = server->open;
     printf("%s: accepting no more; idle connections closed: %zu; to finish: %zu\n",
