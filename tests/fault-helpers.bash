@@ -2,11 +2,12 @@
 # clients, load, and the server's descriptors and memory from /proc.
 #
 # Environment, besides SERVER and WAIT_SECONDS:
-#   STEP           05 to 11 (tests/faults sets it); step 05 reads and
-#                  logs requests but does not answer them; step 07 keeps
-#                  connections open; step 08 forks a child for each; step
-#                  09 serves them all from one process, with epoll(7);
-#                  steps 10 and 11 serve files.
+#   STEP           a step that parses requests (tests/faults sets it);
+#                  what it can do is in steps/list, read below: step 05
+#                  reads and logs requests but does not answer them, step
+#                  07 keeps connections open, step 08 forks a child for
+#                  each, step 09 serves them all from one process with
+#                  epoll(7), and so on.
 #   LOAD_REQUESTS  requests in the load test (default 10000; under valgrind,
 #                  1000 for step 08, FORK_LOAD_REQUESTS).
 #   RSS_TOLERANCE_KB  how much the resident set may grow under load
@@ -14,49 +15,58 @@
 #   VALGRIND_LOG_DIR  set by tests/memcheck: SERVER runs under valgrind,
 #                  which writes DIR/server.PID.log; each test checks its log.
 
-STEP=${STEP:-$(basename "$SERVER" | sed -n 's/^step\(0[0-9]\)$/\1/p')}
+STEP=${STEP:-$(basename "$SERVER" | sed -n 's/^step\([0-9][0-9]\)$/\1/p')}
 STEP=${STEP:-06}
+# What step STEP can do, from steps/list: " parses responds ... ".
+STEP_CAN=" $(awk -F '\t' -v step="$STEP" 'substr($1, 1, 2) == step { print $2 }' \
+    "$BATS_TEST_DIRNAME/../steps/list") "
+
+# Can step STEP do this (a word of steps/list)?
+#   can ABILITY
+can() {
+    [[ $STEP_CAN == *" $1 "* ]]
+}
 LOAD_REQUESTS=${LOAD_REQUESTS:-10000}
 # Under valgrind (make memcheck), every connection to step 08 is a process
 # that valgrind checks for leaks when it exits, about a tenth of a second:
 # a thousand of them show what ten thousand would, in minutes rather than
 # twenty. (Step 09 runs no child, but valgrind slows its one process as
 # much: a thousand are enough there too.)
-if [ -n "${VALGRIND_LOG_DIR:-}" ] && [ "$((10#$STEP))" -ge 8 ]; then
+if [ -n "${VALGRIND_LOG_DIR:-}" ] && { can forks || can loop; }; then
     LOAD_REQUESTS=${FORK_LOAD_REQUESTS:-1000}
 fi
 RSS_TOLERANCE_KB=${RSS_TOLERANCE_KB:-128}
 
 # Step 06 answers; step 05 only logs what it read.
 answers() {
-    [ "$((10#$STEP))" -ge 6 ]
+    can responds
 }
 
 # Step 07 keeps a connection open after a response.
 keeps_alive() {
-    [ "$((10#$STEP))" -ge 7 ]
+    can keeps-alive
 }
 
 # Step 08 serves each connection in a child process of its own.
 forks() {
-    [ "$((10#$STEP))" -eq 8 ]
+    can forks
 }
 
-# From step 08 on, no client waits for another: step 08 gives each one a
-# child, step 09 serves them all from one event loop.
+# No client waits for another: step 08 gives each one a child, step 09
+# serves them all from one event loop.
 serves_at_once() {
-    [ "$((10#$STEP))" -ge 8 ]
+    can forks || can loop
 }
 
 # Step 11 drains on SIGTERM: it finishes what was begun, for DRAIN_SECONDS
 # at most.
 drains() {
-    [ "$((10#$STEP))" -ge 11 ]
+    can drains
 }
 
-# From step 09 on, one process serves every connection (epoll(7)).
+# One process serves every connection (epoll(7)).
 has_event_loop() {
-    [ "$((10#$STEP))" -ge 9 ]
+    can loop
 }
 
 # Runs a command without bats' DEBUG trap, which bats runs before every

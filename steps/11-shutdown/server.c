@@ -74,7 +74,7 @@ enum {
 };
 #define DEFAULT_ADDRESS "127.0.0.1"
 /* The example site, as a path relative to the working directory: run from
-   the top of the repository, as the README runs it, `./step10` finds it.
+   the top of the repository, as the README runs it, `./step11` finds it.
    It holds the site and nothing else; a default of "." would serve the
    whole repository, .git and all, to anyone who asks. Run from anywhere
    else, it does not exist, and the server says so and stops (open_root):
@@ -716,8 +716,8 @@ static int open_root(const char *path)
     if (root < 0) {
         fprintf(stderr,
                 "open %s: %s\n"
-                "ROOT is the directory to serve: run ./step10 from the top of the "
-                "repository to serve its example site, or name one: ./step10 8080 "
+                "ROOT is the directory to serve: run ./step11 from the top of the "
+                "repository to serve its example site, or name one: ./step11 8080 "
                 "127.0.0.1 DIRECTORY\n",
                 path, strerror(errno));
         exit(EXIT_USAGE);

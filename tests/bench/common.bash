@@ -3,12 +3,14 @@
 # connections): the servers, started on ports of the kernel's choice and
 # stopped on exit, nginx configured like them, and the results' headers.
 #
-# The servers, by name: step06 ... step09 (./stepNN, built by make),
-# floor (build/floor, tests/bench/floor.c) and nginx (one worker).
+# The servers, by name: stepNN (./stepNN, built by make), floor
+# (build/floor, tests/bench/floor.c) and nginx (one worker).
 
-# The servers measured, in the order of the book: the one list to change.
+# The servers measured, in the order of the book: every step that answers
+# with the same page (steps/list: responds, and no files), then the floor
+# and nginx.
 # shellcheck disable=SC2034 # used by the scripts that source this file
-SERVERS=(step06 step07 step08 step09 floor nginx)
+read -ra SERVERS <<<"$("$top/tests/steps" responds no-files | sed 's/[0-9][0-9]/step&/g') floor nginx"
 
 # The scripts set top (the repository) and work (build/bench) first.
 PATH=$PATH:/usr/sbin # nginx, for a user without sbin in PATH
