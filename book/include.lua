@@ -7,24 +7,35 @@ what to show, and this filter replaces it when the book is built:
   ```{.c include="steps/04-accept/server.c"}```                 the whole file
   ```{.c include="steps/04-accept/server.c" region="serve_forever"}```
       one function (or struct), from the comment above it to its
-      closing brace at column 0
+      closing brace at column 0; in any file of a step: server.c, and
+      from step 05 on the parser's http.c and http.h
+  ```{.c include="steps/05-parse/http.h" region="parse_head"}```
+      a declaration, from the comment above it to its semicolon: a
+      prototype, or an object declared extern ("NOT_REJECTED")
   ```{.c include="steps/02-bind/server.c" region="enum {"}```
       the same, for a declaration found by how its first line starts
-      ("enum {", "struct request", "#define DEFAULT_ADDRESS")
+      ("enum {", "struct request", "enum method", "#define
+      DEFAULT_ADDRESS", "#endif")
   ```{.c include="steps/05-parse/server.c" region="receive, receive_more"}```
       several regions, in the order named, in one listing
   ```{.c include="steps/01-socket/server.c" region="top"}```
       the top of the file: its opening comment through the last #include
+      (for a header, its include guard's #ifndef and #define too)
   ```{.diff diff="steps/03-listen/server.c steps/04-accept/server.c"}```
       diff -u between two files
+  ```{.diff diff="steps/04-accept steps/05-parse"}```
+      diff -ruN between two step folders: every file of each, a file
+      that one lacks as empty, so that a new file shows all added
   ```{.diff diff="steps/04-accept/server.c steps/05-parse/server.c" region="serve_forever"}```
       diff -u of one region (or several) between two files, with the
       whole region as context (context="N": N lines); one of several
-      regions may be new, as long as one is in the first file
-  ```{.diff diff="steps/04-accept/server.c steps/05-parse/server.c" show="command"}```
-      not the diff but the command that prints it, how many lines it
-      adds and removes, and in the HTML a link to the page that shows
-      it (diff-05.html: book/build writes one for every step)
+      regions may be new, as long as one is in the first file. A
+      region is in a file: between folders, name the files
+  ```{.diff diff="steps/04-accept steps/05-parse" show="command"}```
+      not the diff but the command that prints it (diff -ruN for two
+      folders, diff -u for two files), how many lines it adds and
+      removes in all its files, and in the HTML a link to the page that
+      shows it (diff-05.html: book/build writes one for every step)
   ```{.console transcript="step04-nc"}```
       book/transcripts/step04-nc.txt: what book/transcript printed for
       that scene, real commands run against the real servers (make
@@ -39,15 +50,22 @@ what to show, and this filter replaces it when the book is built:
 
 A chapter teaches a step in pieces, each shown once. Each listing of a
 step's code says where its lines go, among what the reader has typed
-so far (the step before, and the listings above it in the chapter),
-between the nearest declarations or banners above and below it:
-"new, between `next_line` and `parse_request_line`", "new, between
-`read_head` and the banner `/* ==== The body, and the whole request
-==== */`", "in `enum {`: add the + lines". A chapter can say it its
-own way, with
+so far (the same file in the step before, and the listings of that
+file above it in the chapter), between the nearest declarations or
+banners above and below it: "new, between `next_line` and
+`parse_request_line`", "new, between `read_head` and the banner
+`/* ==== The body, and the whole request ==== */`", "in `enum {`: add
+the + lines". A chapter can say it its own way, with
 where="new, in place of `wait_for_interrupt`". The first piece of a
 section the step adds comes with the section's banner comment,
 /* ==== Connections ==== */.
+
+A file that the step before lacks (http.c and http.h in step 05) is
+new: the first listing of it in a chapter says "new file
+`steps/05-parse/http.c`" (or "new file", for the whole of it), and the
+later ones where they go in it, among its listings above: "new, in
+`http.c`, between `rejected` and `skip_empty_lines`". The steps, and
+which one comes before which, are those of steps/list (tests/steps).
 
 Paths are relative to the top of the repository (book/build runs pandoc
 there). A missing file, region or scene stops the build with a message
@@ -118,7 +136,7 @@ local function starts_region(line, name)
   if name:match("^[%a_][%w_]*$") then
     local n = escape_pattern(name)
     return line:match("^[%a_].-[%s%*]" .. n .. "%(") ~= nil
-      or line:match("^[%a_].-[%s%*]" .. n .. "%s*[%[=]") ~= nil
+      or line:match("^[%a_].-[%s%*]" .. n .. "%s*[%[=;]") ~= nil
       or line:match("^struct " .. n .. " {") ~= nil
       or line:match("^enum " .. n .. " {") ~= nil
   end
@@ -161,12 +179,26 @@ local function find_region(lines, name, path)
   if lines[start]:match(";%s*$") or lines[start]:match("^#") then
     finish = start
   else
+    -- A declaration whose parameters go on over several lines: a
+    -- prototype ends at its semicolon, a definition goes on to its body.
+    if lines[start]:match("%(") and not lines[start]:match("[{)]%s*$") then
+      for i = start + 1, #lines do
+        if lines[i]:match(";%s*$") then
+          finish = i
+          break
+        elseif lines[i]:match("[{)]%s*$") then
+          break
+        end
+      end
+    end
     -- A brace that opens another one, "} MEDIA_TYPES[] = {" after a struct
     -- type, goes on to the brace that closes the array.
-    for i = start, #lines do
-      if lines[i]:match("^}") and not lines[i]:match("{%s*$") then
-        finish = i
-        break
+    if not finish then
+      for i = start, #lines do
+        if lines[i]:match("^}") and not lines[i]:match("{%s*$") then
+          finish = i
+          break
+        end
       end
     end
   end
@@ -194,9 +226,11 @@ end
 -- The text of several line ranges, in the order given: ranges that
 -- follow each other in the file keep what lies between them (blank
 -- lines), the others are set apart by one blank line. Also returns the
--- ranges as the label shows them, with neighbours joined.
+-- ranges as the label shows them, with neighbours joined, and the line
+-- number in the file of each line of the text (false for a blank line
+-- that sets two ranges apart).
 local function ranges_text(lines, ranges)
-  local parts, shown, previous = {}, {}, nil
+  local parts, shown, previous, numbers = {}, {}, nil, {}
   for _, range in ipairs(ranges) do
     local first, last = range[1], range[2]
     local joined = false
@@ -214,13 +248,32 @@ local function ranges_text(lines, ranges)
     else
       if previous then
         parts[#parts + 1] = ""
+        numbers[#numbers + 1] = false
       end
       shown[#shown + 1] = { first, last }
     end
     parts[#parts + 1] = table.concat(lines, "\n", first, last)
+    for i = first, last do
+      numbers[#numbers + 1] = i
+    end
     previous = last
   end
-  return table.concat(parts, "\n"), shown
+  return table.concat(parts, "\n"), shown, numbers
+end
+
+-- The line of the file that line n of a ranges_text is: 0 is the line
+-- before the first, and a blank line between two ranges counts as the
+-- line after the one above it.
+local function file_line(numbers, n)
+  if n == 0 then
+    return (numbers[1] or 1) - 1
+  end
+  for i = math.min(n, #numbers), 1, -1 do
+    if numbers[i] then
+      return numbers[i] + (n - i)
+    end
+  end
+  return n
 end
 
 local function ranges_label(path, ranges)
@@ -232,18 +285,57 @@ local function ranges_label(path, ranges)
   return string.format("%s, line%s %s", path, one_line and "" or "s", table.concat(texts, ", "))
 end
 
--- steps/05-parse/server.c -> steps/04-accept/server.c, or nil.
-local function previous_step(path)
-  local number, file = path:match("^steps/(%d%d)%-[^/]+/(.+)$")
-  if not number or tonumber(number) < 2 then
+-- The steps' folders, in the order of steps/list (tests/steps reads it):
+-- { ["05"] = "steps/05-parse", ... }, and each step's number before it.
+local step_folders, step_before
+local function read_steps()
+  if step_folders then
+    return
+  end
+  step_folders, step_before = {}, {}
+  local numbers, code = run("tests/steps")
+  if code ~= 0 then
+    fail("tests/steps failed: " .. numbers)
+  end
+  local last
+  for number in numbers:gmatch("%d%d") do
+    local folder = run("tests/steps --folder " .. number):match("^(%S+)")
+    step_folders[number] = folder
+    step_before[number] = last
+    last = number
+  end
+end
+
+-- The folder of the step before the one a path is in: steps/04-accept
+-- for steps/05-parse/http.c. Nil for the first step, and for a path
+-- outside steps/.
+local function previous_folder(path)
+  local number = path:match("^steps/(%d%d)%-[^/]+/")
+  if not number then
     return nil
   end
-  local listing = run(string.format("ls -d steps/%02d-*/ 2>/dev/null", tonumber(number) - 1))
-  local folder = listing:match("^(%S+)/")
+  read_steps()
+  return step_folders[step_before[number] or ""]
+end
+
+-- steps/05-parse/server.c -> steps/04-accept/server.c, or nil if the
+-- step before has no such file.
+local function previous_step(path)
+  local folder, file = previous_folder(path), path:match("^steps/[^/]+/(.+)$")
   if folder and exists(folder .. "/" .. file) then
     return folder .. "/" .. file
   end
   return nil
+end
+
+-- A file that its step adds: steps/05-parse/http.c, which step 04 lacks.
+local function is_new_file(path)
+  return previous_folder(path) ~= nil and previous_step(path) == nil
+end
+
+local function is_folder(path)
+  local _, code = run("test -d '" .. path .. "'")
+  return code == 0
 end
 
 local function step_number(path)
@@ -255,16 +347,19 @@ end
 local function declaration_name(line)
   if line:match("^enum {%s*$") then
     return "enum {"
+  elseif line:match("^#endif") then
+    return "#endif"
   end
-  local struct = line:match("^struct ([%a_][%w_]*) {")
-  if struct then
-    return "struct " .. struct
+  local kind, tag = line:match("^(%a+) ([%a_][%w_]*) {")
+  if kind == "struct" or kind == "enum" then
+    return kind .. " " .. tag
   end
   return line:match("^#define ([%a_][%w_]*)")
     or line:match("^enum { ([%a_][%w_]*)")
     or line:match("([%a_][%w_]*)%(")
     or line:match("([%a_][%w_]*)%s*%[%]")
     or line:match("([%a_][%w_]*)%s*=")
+    or line:match("([%a_][%w_]*)%s*;%s*$")
 end
 
 -- The map of a file: where each declaration after the includes starts,
@@ -393,6 +488,7 @@ local function include_ranges(path, names)
   local old_set = as_set(old)
   local map = file_map(path)
   local mine = typed_in(path)
+  local new_file = is_new_file(path)
   local ranges, new_places, changed, same = {}, {}, {}, {}
   for _, name in ipairs(names) do
     local first, last, start = must_find_region(lines, name, path)
@@ -412,7 +508,11 @@ local function include_ranges(path, names)
       ranges[#ranges + 1] = { banner, banner }
     end
     ranges[#ranges + 1] = { first, last }
-    if previous then
+    if new_file then
+      if #new_places == 0 then
+        new_places[1] = place_of(path, old_set, start, new_banner)
+      end
+    elseif previous then
       local old_first, old_last = find_region(old, name, previous)
       if not old_first then
         if #new_places == 0 then
@@ -427,7 +527,11 @@ local function include_ranges(path, names)
     mine.declarations[start] = true
   end
   local where
-  if previous then
+  if new_file and not mine.shown then
+    where = "new file " .. code_name(path)
+  elseif new_file then
+    where = "new, in " .. code_name(path:match("[^/]+$")) .. ", " .. new_places[1]
+  elseif previous then
     local step = step_number(previous)
     local says = {}
     if #new_places > 0 then
@@ -441,6 +545,7 @@ local function include_ranges(path, names)
     end
     where = table.concat(says, "; ")
   end
+  mine.shown = true
   return ranges, where
 end
 
@@ -505,11 +610,11 @@ local function write_file(text)
   return path
 end
 
--- diff -u between two texts: returns the output without its two header
--- lines, with the @@ line numbers moved to where the texts start in
--- their files (old_offset and new_offset), and without the @@ line when
--- the one hunk is the whole text.
-local function diff_texts(old_text, new_text, context, old_offset, new_offset, what)
+-- diff -u between two texts made by ranges_text: returns the output
+-- without its two header lines, with the @@ line numbers of the files
+-- the texts come from (old_numbers and new_numbers, from ranges_text),
+-- and without the @@ line when the one hunk is the whole text.
+local function diff_texts(old_text, new_text, context, old_numbers, new_numbers, what)
   local old_file, new_file = write_file(old_text), write_file(new_text)
   local output, code = run(string.format("diff -U %d %s %s", context, old_file, new_file))
   os.remove(old_file)
@@ -527,8 +632,8 @@ local function diff_texts(old_text, new_text, context, old_offset, new_offset, w
     elseif line:match("^@@") then
       hunks = hunks + 1
       local a, b, c, d = line:match("^@@ %-(%d+),?(%d*) %+(%d+),?(%d*) @@")
-      out[#out + 1] = string.format("@@ -%d%s +%d%s @@", tonumber(a) + old_offset, b ~= "" and "," .. b or "",
-        tonumber(c) + new_offset, d ~= "" and "," .. d or "")
+      out[#out + 1] = string.format("@@ -%d%s +%d%s @@", file_line(old_numbers, tonumber(a)),
+        b ~= "" and "," .. b or "", file_line(new_numbers, tonumber(c)), d ~= "" and "," .. d or "")
     else
       out[#out + 1] = line
     end
@@ -555,6 +660,20 @@ local function include_block(block)
   else
     text, label = table.concat(lines, "\n"), path
   end
+  if not attributes.region and is_new_file(path) then
+    -- The whole of a new file: the reader has typed all of it.
+    where = "new file"
+    local mine = typed_in(path)
+    mine.shown = true
+    for _, declaration in ipairs(file_map(path).declarations) do
+      mine.declarations[declaration.line] = true
+    end
+    for i, line in ipairs(lines) do
+      if is_banner(line) then
+        mine.banners[i] = true
+      end
+    end
+  end
   return caption(label, attributes.where or where, pandoc.CodeBlock(text, pandoc.Attr("", block.classes)))
 end
 
@@ -566,6 +685,7 @@ local function regions_in(lines, names, path, optional)
     if first then
       ranges[#ranges + 1] = { first, last }
       typed_in(path).declarations[start] = true
+      typed_in(path).shown = true
     elseif not optional then
       fail("no function or declaration '" .. name .. "' in " .. path)
     end
@@ -573,7 +693,7 @@ local function regions_in(lines, names, path, optional)
   return ranges
 end
 
-local function whole_diff_summary(old, new, output)
+local function whole_diff_summary(command, new, output)
   local added, removed = 0, 0
   for line in output:gmatch("[^\n]*") do
     if line:match("^%+") and not line:match("^%+%+%+ ") then
@@ -583,7 +703,7 @@ local function whole_diff_summary(old, new, output)
     end
   end
   local inlines = {
-    pandoc.Code("diff -u " .. old .. " " .. new),
+    pandoc.Code(command),
     pandoc.Str(string.format(": %d lines added, %d removed.", added, removed)),
   }
   local number = step_number(new)
@@ -599,42 +719,59 @@ local function diff_block(block)
   local attributes = block.attributes
   local old, new = attributes.diff:match("^(%S+)%s+(%S+)$")
   if not old then
-    fail('diff="' .. attributes.diff .. '" must name two files')
+    fail('diff="' .. attributes.diff .. '" must name two files, or two folders')
   end
   for _, path in ipairs({ old, new }) do
     if not exists(path) then
       fail("no such file: " .. path)
     end
   end
+  local folders = is_folder(old) and is_folder(new)
+  if folders ~= (is_folder(old) or is_folder(new)) then
+    fail('diff="' .. attributes.diff .. '": two files, or two folders, not one of each')
+  end
   if attributes.region then
+    if folders then
+      fail('diff="' .. attributes.diff .. '" region="' .. attributes.region
+        .. '": a region is in a file; name the two files')
+    end
     local names = split_names(attributes.region)
     local old_lines, new_lines = read_lines(old), read_lines(new)
-    local new_text, new_ranges = ranges_text(new_lines, regions_in(new_lines, names, new, false))
-    local old_text, old_ranges = ranges_text(old_lines, regions_in(old_lines, names, old, true))
+    local new_text, new_ranges, new_numbers = ranges_text(new_lines, regions_in(new_lines, names, new, false))
+    local old_text, old_ranges, old_numbers = ranges_text(old_lines, regions_in(old_lines, names, old, true))
     if #old_ranges == 0 then
       fail("none of '" .. attributes.region .. "' is in " .. old .. ": show new code with include=, not diff=")
     end
     local context = tonumber(attributes.context or "") or 100000
-    local offset_old = (#old_ranges == 1) and old_ranges[1][1] - 1 or 0
-    local offset_new = (#new_ranges == 1) and new_ranges[1][1] - 1 or 0
-    local text = diff_texts(old_text, new_text, context, offset_old, offset_new,
+    local text = diff_texts(old_text, new_text, context, old_numbers, new_numbers,
       "'" .. attributes.region .. "' between " .. old .. " and " .. new)
     local where = attributes.where or where_changed(old_lines, old, names, text)
     return caption(ranges_label(new, new_ranges), where, pandoc.CodeBlock(text, pandoc.Attr("", { "diff" })))
   end
-  local output, code = run(string.format("diff -u --label %s --label %s %s %s", old, new, old, new))
+  -- Two folders: every file of each, a file that one lacks as empty (-N),
+  -- so that a new file shows as all added; without the files' dates,
+  -- which change with every checkout.
+  local command = folders and string.format("diff -ruN %s %s", old, new)
+    or string.format("diff -u %s %s", old, new)
+  local output, code
+  if folders then
+    output, code = run(command)
+    output = output:gsub("\n([%-%+][%-%+][%-%+] [^\t\n]*)\t[^\n]*", "\n%1")
+  else
+    output, code = run(string.format("diff -u --label %s --label %s %s %s", old, new, old, new))
+  end
   if code ~= 0 and code ~= 1 then
-    fail("diff " .. old .. " " .. new .. " failed: " .. output)
+    fail(command .. " failed: " .. output)
   end
   if output == "" then
     fail(old .. " and " .. new .. " are the same: nothing to show")
   end
   if attributes.show == "command" then
-    return whole_diff_summary(old, new, output)
+    return whole_diff_summary(command, new, output)
   elseif attributes.show then
     fail('show="' .. attributes.show .. '": the only choice is show="command"')
   end
-  return caption("diff -u " .. old .. " " .. new, attributes.where,
+  return caption(command, attributes.where,
     pandoc.CodeBlock((output:gsub("\n$", "")), pandoc.Attr("", { "diff" })))
 end
 

@@ -89,7 +89,7 @@ render() {
 # from the step before, and the listings above it in the chapter.
 @test "several regions make one listing, and a new one says what it follows" {
     render plain '.c include="steps/05-parse/server.c" region="receive_more"' \
-        '.c include="steps/05-parse/server.c" region="find_head_end, read_head"'
+        '.c include="steps/05-parse/server.c" region="read_head, read_request"'
     local out=$BATS_TEST_TMPDIR/out
     # The captions, each on one line (plain text wraps them).
     local captions
@@ -98,8 +98,29 @@ render() {
     grep -q 'new, with its banner, between close_connection and the banner /\* ==== Running the server ==== \*/' <<<"$captions"
     grep -q '/\* ==== Reading a request ==== \*/' "$out"
     grep -q 'new, between receive_more and the banner /\* ==== Running the server ==== \*/' <<<"$captions"
-    grep -q 'static size_t find_head_end(' "$out"
     grep -q 'static struct rejection read_head(' "$out"
+    grep -q 'static struct rejection read_request(' "$out"
+}
+
+# A file that the step before lacks (step 05's http.h and http.c): its
+# first piece says it is a new file, the later ones where they go in it.
+@test "a new file's first listing says it is new, and the next ones where they go in it" {
+    render plain '.c include="steps/05-parse/http.h" region="top, enum {"' \
+        '.c include="steps/05-parse/http.h" region="parse_head"' \
+        '.c include="steps/05-parse/http.c" region="find_head_end"' \
+        '.c include="steps/05-parse/server.c" region="read_head"'
+    local out=$BATS_TEST_TMPDIR/out captions
+    captions=$(grep -A1 -e '^new' -e '^with its' "$out" | tr '\n' ' ' | tr -s ' ')
+    grep -q 'new file steps/05-parse/http.h · steps/05-parse/http.h, lines 1–' <<<"$captions" ||
+        { echo "no 'new file' caption for http.h in: $captions" >&2; return 1; }
+    grep -q '#ifndef HTTP_H' "$out"
+    grep -q 'new, in http.h, after enum {' <<<"$captions" ||
+        { echo "no place in http.h for parse_head in: $captions" >&2; return 1; }
+    grep -q 'struct rejection parse_head(char \*head, size_t length, struct request \*request);' "$out"
+    # The first piece of http.c, though not its top, starts the file.
+    grep -q 'new file steps/05-parse/http.c · steps/05-parse/http.c, lines' <<<"$captions"
+    # server.c has a step before it: its captions are as they were.
+    grep -q 'new, with its banner, between close_connection and' <<<"$captions"
 }
 
 @test "a diff of a missing region fails and names it" {
@@ -113,19 +134,48 @@ render() {
 }
 
 @test "the whole step's diff is a command and a page, not a listing" {
-    render html '.diff diff="steps/04-accept/server.c steps/05-parse/server.c" show="command"'
+    render html '.diff diff="steps/03-listen/server.c steps/04-accept/server.c" show="command"'
     local out=$BATS_TEST_TMPDIR/out
-    grep -q 'diff -u steps/04-accept/server.c steps/05-parse/server.c' "$out"
-    grep -q 'href="diff-05.html"' "$out"
+    grep -q 'diff -u steps/03-listen/server.c steps/04-accept/server.c' "$out"
+    grep -q 'href="diff-04.html"' "$out"
     if grep -q '<pre' "$out"; then return 1; fi
 }
 
-# Prints the server.c of the step before chapter NUMBER's (/dev/null for
-# the first), then its own.
+# From step 05 a step is a folder of files: its whole diff is the
+# folders', and counts the lines of every file.
+@test "the whole step's diff of two folders is diff -ruN, and counts every file" {
+    render html '.diff diff="steps/04-accept steps/05-parse" show="command"'
+    local out=$BATS_TEST_TMPDIR/out added
+    grep -q 'diff -ruN steps/04-accept steps/05-parse' "$out"
+    grep -q 'href="diff-05.html"' "$out"
+    if grep -q '<pre' "$out"; then return 1; fi
+    # More lines added than step 05's http.c and http.h have: those are
+    # new, all added, and server.c adds some too.
+    added=$(tr '\n' ' ' <"$out" | sed -n 's/.*: \([0-9]*\) lines added.*/\1/p')
+    [ -n "$added" ] && [ "$added" -gt "$(cat steps/05-parse/http.[ch] | wc -l)" ] ||
+        { echo "lines added: '$added', fewer than http.c and http.h have" >&2; return 1; }
+}
+
+@test "the page of a folder diff shows a new file all added, without dates" {
+    render plain '.diff diff="steps/04-accept steps/05-parse"'
+    local out=$BATS_TEST_TMPDIR/out
+    grep -Eq '^ *\+\+\+ steps/05-parse/http\.c$' "$out"
+    grep -Eq '^ *\+#ifndef HTTP_H$' "$out"
+    grep -Eq '^ *\+\+\+ steps/05-parse/server\.c$' "$out"
+}
+
+@test "a diff of a region between two folders fails and says to name the files" {
+    expect_failure_naming '.diff diff="steps/04-accept steps/05-parse" region="serve_forever"' \
+        'name the two files'
+}
+
+# Prints the folder of the step before chapter NUMBER's (/dev/null for
+# the first), then its own: steps/04-accept steps/05-parse.
 chapter_steps() {
-    local previous=/dev/null
-    [ "$1" = 01 ] || previous=$(echo steps/"$(printf '%02d' $((10#$1 - 1)))"-*/server.c)
-    echo "$previous" steps/"$1"-*/server.c
+    local before previous=/dev/null
+    before=$(tests/steps --previous "$1")
+    [ -z "$before" ] || previous=$(tests/steps --folder "$before")
+    echo "$previous" "$(tests/steps --folder "$1")"
 }
 
 # The chapters numbered like a step that teach no step of their own: the
@@ -134,18 +184,21 @@ chapter_steps() {
 # skipped unseen.
 CHAPTERS_WITHOUT_A_STEP=(book/09-speed.md)
 
-# Prints the chapters that teach a step: book/NN-NAME.md for steps/NN-NAME.
+# Prints the chapters that teach a step: book/NN-NAME.md for steps/NN-NAME,
+# for each step of steps/list.
 step_chapters() {
-    local chapter
-    for chapter in book/0[1-9]-*.md book/1[0-9]-*.md; do
-        [ -d "steps/$(basename "$chapter" .md)" ] && echo "$chapter"
+    local number chapter
+    for number in $(tests/steps); do
+        chapter=book/$(basename "$(tests/steps --folder "$number")").md
+        [ ! -f "$chapter" ] || echo "$chapter"
     done
-    return 0
 }
 
 @test "each chapter numbered like a step is named as its step, or is listed as teaching none" {
-    local chapter listed other report=''
-    for chapter in book/0[1-9]-*.md book/1[0-9]-*.md; do
+    local chapter listed other report='' numbers
+    numbers=" $(tests/steps) "
+    for chapter in book/[0-9][0-9]-*.md; do
+        [[ $numbers == *" $(basename "$chapter" | cut -c1-2) "* ]] || continue
         [ -d "steps/$(basename "$chapter" .md)" ] && continue
         listed=0
         for other in "${CHAPTERS_WITHOUT_A_STEP[@]}"; do [ "$other" != "$chapter" ] || listed=1; done
@@ -185,11 +238,49 @@ step_chapters() {
         fi
         if ((covered * 100 < added * 98)); then
             report+="$chapter shows $covered of the $added lines that $step adds, fewer than 98%;"
-            report+=" missing (line in $step: text):"$'\n'
+            report+=" missing (file in $step:line: text):"$'\n'
             report+=$(grep '^missing: ' <<<"$numbers" | sed 's/^missing: /    /' | head -n 40)$'\n'
         fi
     done
     [ -z "$report" ] || { printf '%s' "$report" >&2; return 1; }
+}
+
+# From step 05 on a step is several files: the whole change a chapter
+# points to is the two folders', or the reader would miss the new files.
+@test "a chapter whose step has several files gives its whole diff as two folders" {
+    local chapter number previous step files report=''
+    while read -r chapter; do
+        number=$(basename "$chapter" | cut -c1-2)
+        read -r previous step < <(chapter_steps "$number")
+        files=("$step"/*.[ch])
+        [ "${#files[@]}" -gt 1 ] || continue
+        grep -qF "{.diff diff=\"$previous $step\" show=\"command\"}" "$chapter" ||
+            report+="    $chapter: {.diff diff=\"$previous $step\" show=\"command\"}"$'\n'
+    done < <(step_chapters)
+    [ -z "$report" ] || { printf 'these chapters do not show their whole change as:\n%s' "$report" >&2; return 1; }
+}
+
+# A step is a folder: tests/book-lines counts the lines of all its files,
+# each against the same file in the step before, and every line of a
+# file that step lacks.
+@test "book-lines counts a new file's every line as added" {
+    local page=$BATS_TEST_TMPDIR/page.md numbers code twice added covered
+    printf '```{.c include="steps/05-parse/http.h"}\n```\n' >"$page"
+    pandoc "$page" --from markdown --lua-filter book/include.lua --to markdown \
+        -o "$BATS_TEST_TMPDIR/expanded.md"
+    numbers=$(tests/book-lines "$BATS_TEST_TMPDIR/expanded.md" steps/04-accept steps/05-parse)
+    read -r code twice _ added covered _ < <(head -n 1 <<<"$numbers" | sed 's/[a-z_]*=//g')
+    local header code_lines
+    header=$(grep -cv '^[[:space:]]*$' steps/05-parse/http.h)
+    code_lines=$(cat steps/05-parse/http.[ch] | grep -cv '^[[:space:]]*$')
+    # http.h is shown whole, and is all that is shown.
+    [ "$covered" -eq "$header" ] && [ "$code" -eq "$header" ] && [ "$twice" -eq 0 ] ||
+        { echo "http.h has $header lines; book-lines says: $(head -n 1 <<<"$numbers")" >&2; return 1; }
+    # http.c and http.h are all added, and server.c adds more.
+    [ "$added" -gt "$code_lines" ] ||
+        { echo "added=$added, but http.c and http.h alone have $code_lines lines" >&2; return 1; }
+    grep -q '^missing: http\.c:[0-9]*: static bool is_decimal' <<<"$numbers"
+    grep -q '^missing: server\.c:[0-9]*: ' <<<"$numbers"
 }
 
 # Prints every fenced C block that holds code or includes nothing: such a
