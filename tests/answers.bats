@@ -1,6 +1,7 @@
 #!/usr/bin/env bats
-# The exercises' answers, stored as patches against their steps
-# (book/answers/NAME.diff), made and built by `make answers` into
+# The exercises' answers, stored as patches against their steps' folders
+# (book/answers/NAME.diff), made by `make answers` into
+# build/answers/src/NAME/ and built from its .c files into
 # build/answers/NAME: each does what its exercise asks, and still passes
 # the tests of its step and of the steps before it.
 #
@@ -460,48 +461,85 @@ wait_for_end() {
 }
 
 # For the tests of tests/apply-patch, from the top of the repository: the
-# first answer's patch and step, in $patch and $step. No server: "try it"
-# is the command alone.
+# first answer's patch and its step's folder, in $patch and $step, and the
+# file its first hunk changes, in $file. No server: "try it" is the
+# command alone.
 first_answer() {
     cd "$top" || return 1
     SERVER_NAME=tests/apply-patch
     patch=book/answers/${ANSWERS[0]}.diff
-    step=$(echo steps/"${ANSWERS[0]:0:2}"-*/server.c)
+    step=$(tests/steps --folder "${ANSWERS[0]:0:2}")
+    # "--- steps/01-socket/server.c": only the file's name counts.
+    file=$(sed -n '/^--- \/dev\/null/d; s|^--- \([^[:space:]]*/\)\{0,1\}\([^/[:space:]]*\).*|\2|p' "$patch" | head -n 1)
+}
+
+# A copy of the step's folder, in $BATS_TEST_TMPDIR/step.
+copy_step() {
+    mkdir -p "$BATS_TEST_TMPDIR/step"
+    cp "$step"/*.[ch] "$BATS_TEST_TMPDIR/step/"
+}
+
+# PATCH, with its files named as tests/apply-patch names them for
+# patch -p1 in the folder: "--- steps/01-socket/server.c" is "--- x/server.c".
+renamed() {
+    sed -E '/^(---|\+\+\+) \/dev\/null/!s#^(---|\+\+\+) ([^\t]*/)?([^/\t]+)(\t.*)?$#\1 x/\3#' "$1"
 }
 
 @test "a patch whose step changed under it: no program, and how to repair the patch" {
     first_answer
-    local drifted=$BATS_TEST_TMPDIR/step.c out=$BATS_TEST_TMPDIR/answer.c first
+    copy_step
+    local drifted=$BATS_TEST_TMPDIR/step out=$BATS_TEST_TMPDIR/answer first
     # One line of the first hunk's context changes: patch's default fuzz
     # would still apply it; --fuzz=0 must not.
     first=$(sed -n '0,/^@@ -\([0-9]*\),.*/s//\1/p' "$patch")
-    sed "${first}s/\$/ (changed)/" "$step" >"$drifted"
+    sed -i "${first}s/\$/ (changed)/" "$drifted/$file"
     run tests/apply-patch "$drifted" "$patch" "$out"
     local try="tests/apply-patch $drifted $patch $out" left
     [ "$status" -eq 1 ] || fail_because "status 1" "status $status" "$try"
     left=$(cd "$BATS_TEST_TMPDIR" && echo *)
-    [ "$left" = step.c ] || fail_because "no program and no leftovers, only step.c" "$left" "$try"
+    [ "$left" = step ] || fail_because "no program and no leftovers, only the folder step" "$left" "$try"
     [[ $output == "$patch no longer applies to $drifted:"* ]] ||
-        fail_because "a first line that names the patch and the step" "$output" "$try"
-    # The recipe it prints, followed, gives a patch that applies.
-    local recipe
-    recipe=$(grep -E '^ +(patch --merge|diff -u) ' <<<"$output" | sed "s|>$patch\$|>$BATS_TEST_TMPDIR/repaired.diff|")
-    [ "$(wc -l <<<"$recipe")" -eq 2 ] ||
-        fail_because "a recipe: patch --merge ..., then diff -u ..." "$output" "$try"
-    eval "$recipe" || true
-    tests/apply-patch "$drifted" "$BATS_TEST_TMPDIR/repaired.diff" "$out" ||
+        fail_because "a first line that names the patch and the step's folder" "$output" "$try"
+    # The recipe it prints: a copy of the folder, the patch merged into
+    # it, the conflicts resolved, the patch written again.
+    local recipe repaired=$BATS_TEST_TMPDIR/repaired.diff
+    recipe=$(sed -n 's/^    //p' <<<"$output" | grep -E '^(mkdir|\(cd|[$]EDITOR|tests/make-patch) ')
+    [ "$(wc -l <<<"$recipe")" -eq 4 ] && [[ $(tail -n 1 <<<"$recipe") == "tests/make-patch $drifted $out $patch" ]] ||
+        fail_because "a recipe: mkdir and cp, patch --merge, \$EDITOR, then tests/make-patch $drifted $out $patch" \
+            "$output" "$try"
+    # Followed (into another patch than the book's), it gives a patch that
+    # applies. One line of context changed: the merge has no conflict to
+    # resolve, so the editor is not needed. The patch goes in with the
+    # names that tests/apply-patch gives its files: x/server.c.
+    recipe=$(grep -v '^[$]EDITOR ' <<<"$recipe" | sed "s|<$patch |< <(renamed $patch) |; s| $patch\$| $repaired|")
+    eval "$recipe" </dev/null >&2 || true
+    [ -s "$repaired" ] || fail_because "the recipe to write $repaired" "it did not" "$recipe"
+    tests/apply-patch "$drifted" "$repaired" "$out" ||
         fail_because "the repaired patch to apply" "it did not" "$try"
+    if cmp -s "$out/$file" "$drifted/$file"; then
+        fail_because "the repaired patch to change $file" "it is the step's" "$try"
+    fi
 }
 
 @test "a patch whose step moved its lines: it applies, and says how to renumber it" {
     first_answer
-    local moved=$BATS_TEST_TMPDIR/step.c out=$BATS_TEST_TMPDIR/answer.c
-    { echo '/* a new first line */'; cat "$step"; } >"$moved"
+    copy_step
+    local moved=$BATS_TEST_TMPDIR/step out=$BATS_TEST_TMPDIR/answer
+    { echo '/* a new first line */'; cat "$step/$file"; } >"$moved/$file"
     run tests/apply-patch "$moved" "$patch" "$out"
     local try="tests/apply-patch $moved $patch $out"
     [ "$status" -eq 0 ] || fail_because "status 0" "status $status: $output" "$try"
-    [[ $output == *"to renumber it: diff -u --label $moved --label $out "* ]] ||
-        fail_because "a note that says how to renumber the patch" "${output:-nothing}" "$try"
+    [[ $output == *"to renumber it: tests/make-patch $moved $out $patch"* ]] ||
+        fail_because "a note that says how to renumber the patch: tests/make-patch $moved $out $patch" \
+            "${output:-nothing}" "$try"
+    # Followed (into another patch than the book's), it gives a patch that
+    # applies where it says.
+    local renumbered=$BATS_TEST_TMPDIR/renumbered.diff
+    tests/make-patch "$moved" "$out" "$renumbered"
+    run tests/apply-patch "$moved" "$renumbered" "$BATS_TEST_TMPDIR/again"
+    [ "$status" -eq 0 ] && [ -z "$output" ] ||
+        fail_because "the renumbered patch to apply without a note" "status $status: $output" \
+            "tests/make-patch $moved $out $renumbered"
 }
 
 # Waits for the answer's run of its step's tests, started by setup_file.

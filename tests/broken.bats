@@ -1,23 +1,33 @@
 #!/usr/bin/env bats
 # Every failure explains itself: servers broken in the ways a
 # participant most often breaks them (tests/broken/*.patch, each against
-# the step it breaks) fail the steps' tests, and every failing test prints
-# expected / but / try it / hint, with the signal when the server crashed.
+# the folder of the step it breaks, as tests/make-patch writes it: the same
+# bug wherever its code lives, server.c or http.c) fail the steps' tests,
+# and every failing test prints expected / but / try it / hint, with the
+# signal when the server crashed.
 #
 # Run on its own: tests/bats tests/broken.bats   (make test runs it)
 
 top=$(cd "$BATS_TEST_DIRNAME/.." && pwd)
 
-# Builds the broken server NAME into build/broken/NAME; prints its step.
+# Builds the broken server NAME: its step's folder, patched, into
+# build/broken/src/NAME/, then build/broken/NAME from all its .c files;
+# prints its step.
 build_broken() {
-    local patch=$top/tests/broken/$1.patch dir=$top/build/broken source step
-    source=$(sed -n '1s/^--- \([^[:space:]]*\).*/\1/p' "$patch")
-    step=$(basename "$(dirname "$source")" | cut -c1-2)
+    local patch=$top/tests/broken/$1.patch dir=$top/build/broken folder step
+    # The patch's first file names the step's folder: "--- steps/05-parse/http.c".
+    folder=$(sed -n '1s|^--- \([^[:space:]]*\)/[^/[:space:]]*.*|\1|p' "$patch")
+    if [ -z "$folder" ] || [ ! -d "$top/$folder" ]; then
+        echo "tests/broken/$1.patch names no step's folder: '$folder'" >&2
+        return 1
+    fi
+    step=$(basename "$folder" | cut -c1-2)
     mkdir -p "$dir"
-    # Made again only when the patch or its step changed since.
-    if [ ! "$dir/$1" -nt "$patch" ] || [ ! "$dir/$1" -nt "$top/$source" ]; then
-        "$top/tests/apply-patch" "$top/$source" "$patch" "$dir/$1.c" >&2 || return 1
-        ${CC:-cc} -std=c17 -O0 -g -w -o "$dir/$1" "$dir/$1.c" >&2 || return 1
+    # Made again only when the patch or a file of its step changed since.
+    if [ ! "$dir/$1" -nt "$patch" ] || [ -n "$(find "$top/$folder" -name '*.[ch]' -newer "$dir/$1")" ]; then
+        rm -f "$dir/$1"
+        "$top/tests/apply-patch" "$top/$folder" "$patch" "$dir/src/$1" >&2 || return 1
+        ${CC:-cc} -std=c17 -O0 -g -w -o "$dir/$1" "$dir/src/$1"/*.c >&2 || return 1
     fi
     echo "$step"
 }

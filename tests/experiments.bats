@@ -1,7 +1,7 @@
 #!/usr/bin/env bats
 # Every experiment the book proposes ("remove this call and see") is a
-# patch in book/experiments/, shown in the book, that applies to its step
-# and builds under the steps' flags (-Werror: an unused function or
+# patch in book/experiments/, shown in the book, that applies to its step's
+# folder and builds under the steps' flags (-Werror: an unused function or
 # variable left behind would stop the reader's build).
 #
 # Run on its own: tests/bats tests/experiments.bats
@@ -16,7 +16,8 @@ setup() {
         [ -e "$patch" ] || continue
         count=$((count + 1))
         name=$(basename "$patch" .diff)
-        rm -f "build/experiments/$name" "build/experiments/$name.c"
+        # Made again from the patch: the program and its folder of sources.
+        rm -rf "build/experiments/$name" "build/experiments/src/$name"
         if ! output=$(make -s "build/experiments/$name" 2>&1); then
             echo "expected:  $patch applies to its step, and the result builds" >&2
             echo "but:       $output" >&2

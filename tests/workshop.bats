@@ -9,6 +9,30 @@ setup() {
     export WORKSHOP_DIR=$BATS_TEST_TMPDIR/workshop
 }
 
+# The steps that come in parts (tests/workshop/parts), on one line.
+steps_with_parts() {
+    cut -f1 "$top/tests/workshop/parts" | grep -v '^#' | sort -u | paste -sd' ' -
+}
+
+# The step before STEP in steps/list (nothing for the first).
+step_before() {
+    "$top/tests/steps" --previous "$1"
+}
+
+# The lines that the folder NEW adds to the folder OLD, blank ones not
+# counted: each .c and .h file against the one of its name in OLD (all of
+# it, if OLD has none), as tests/workshop/part-lines counts them.
+#   added_lines OLD NEW
+added_lines() {
+    local file old sum=0
+    for file in "$2"/*.[ch]; do
+        old=$1/${file##*/}
+        [ -e "$old" ] || old=/dev/null
+        sum=$((sum + $(diff "$old" "$file" | grep '^>' | grep -cv '^> *$')))
+    done
+    echo "$sum"
+}
+
 @test "STEP=04 copies step 03, writes what to add, builds it, and says what next" {
     run "$start" 04
     [ "$status" -eq 0 ]
@@ -37,7 +61,40 @@ setup() {
     run "$start" 05
     [ "$status" -eq 0 ]
     cmp "$top/steps/04-accept/server.c" "$WORKSHOP_DIR/05/server.c"
-    [[ $output == *"cp $WORKSHOP_DIR/04/server.c $WORKSHOP_DIR/05/server.c"* ]]
+    [[ $output == *"rm $WORKSHOP_DIR/05/*.[ch]; cp $WORKSHOP_DIR/04/*.[ch] $WORKSHOP_DIR/05/"* ]]
+}
+
+@test "STEP=05 copies step 04's server.c alone, and says to create http.c and http.h" {
+    run "$start" 05
+    [ "$status" -eq 0 ]
+    [ "$(cd "$WORKSHOP_DIR/05" && echo *.[ch])" = server.c ]
+    [[ $output == *"stage 05 creates http.c, http.h"* ]]
+    grep -q 'Files to create: http.c, http.h' "$WORKSHOP_DIR/05/README.txt"
+    grep -q 'http.c (the parsing) and http.h' "$WORKSHOP_DIR/05/README.txt"
+}
+
+@test "a stage's folder is the participant's: every .c file is built, none is overwritten" {
+    local folder
+    folder=$top/$("$top/tests/steps" --folder 05)
+    "$start" 05 >/dev/null
+    # The participant writes the stage: here, the book's step 05, and a mark of theirs.
+    cp "$folder"/*.[ch] "$WORKSHOP_DIR/05/"
+    printf '/* mine */\n' >>"$WORKSHOP_DIR/05/http.c"
+    run "$start" 05
+    [ "$status" -eq 0 ]
+    [[ $output == *"kept your $WORKSHOP_DIR/05/http.c $WORKSHOP_DIR/05/http.h $WORKSHOP_DIR/05/server.c"* ]]
+    [[ $output == *" -o $WORKSHOP_DIR/05/server $WORKSHOP_DIR/05/http.c $WORKSHOP_DIR/05/server.c"* ]]
+    [ "$(tail -n 1 "$WORKSHOP_DIR/05/http.c")" = '/* mine */' ]
+    cmp "$folder/server.c" "$WORKSHOP_DIR/05/server.c"
+    [ -x "$WORKSHOP_DIR/05/server" ]
+    # The next stage starts from the book's step 05: all three of its files.
+    run "$start" 06
+    [ "$status" -eq 0 ]
+    local file
+    for file in "$folder"/*.[ch]; do
+        cmp "$file" "$WORKSHOP_DIR/06/${file##*/}"
+    done
+    [ "$(cd "$WORKSHOP_DIR/06" && echo *.[ch])" = "$(cd "$folder" && echo *.[ch])" ]
 }
 
 @test "a server.c that does not build: the compiler's errors, status 1, and no old binary" {
@@ -68,18 +125,18 @@ setup() {
 
 @test "every stage has a note that names its chapter and its system call" {
     local n dir
-    for n in 01 02 03 04 05 06 07 08; do
+    for n in $("$top/tests/steps"); do
         "$start" "$n" >/dev/null
-        dir=$(basename "$(echo "$top"/steps/"$n"-*)")
+        dir=$(basename "$("$top/tests/steps" --folder "$n")")
         grep -q "book/$dir.md" "$WORKSHOP_DIR/$n/README.txt"
         grep -Eq '[a-z0-9]+\([0-9]\)' "$WORKSHOP_DIR/$n/README.txt"
         grep -q "Stage $n" "$WORKSHOP_DIR/$n/README.txt"
     done
 }
 
-@test "a STEP that is not 1 to 11: a usage line and status 2, and nothing written" {
+@test "a STEP that is not a step of steps/list: a usage line and status 2, and nothing written" {
     local step
-    for step in '' 0 12 004 four; do
+    for step in '' 0 "$((10#$("$top/tests/steps" --newest) + 1))" 004 four; do
         run "$start" "$step"
         [ "$status" -eq 2 ]
         [[ $output == *usage* ]]
@@ -99,9 +156,9 @@ setup() {
     [ "$built" -gt 0 ] || { echo "neither gcc nor clang is installed: nothing was built" >&2; return 1; }
 }
 
-@test "STEP=05 and STEP=06 explain their parts in order: section, what to add, lines, minutes, check" {
+@test "every stage in parts explains them in order: section, what to add, lines, minutes, check" {
     local step part name
-    for step in 05 06; do
+    for step in $(steps_with_parts); do
         "$start" "$step" >/dev/null
         while IFS=$'\t' read -r _ part name _; do
             grep -Eq "^Part $part, $name: about [0-9]+ minutes, [1-9][0-9]* lines in the book's step$" \
@@ -116,10 +173,10 @@ setup() {
 
 @test "the parts' line counts add up to the lines the step adds, and none is empty" {
     local step counted added
-    for step in 05 06 09 10; do
+    for step in $(steps_with_parts); do
         counted=$("$top/tests/workshop/part-lines" "$step" | awk '$3 > 0 { sum += $3; n++ } END { print n, sum }')
-        added=$(cd "$top" && diff steps/"$(printf '%02d' $((10#$step - 1)))"-*/server.c steps/"$step"-*/server.c |
-            grep '^>' | grep -cv '^> *$')
+        # Over all the files of the step's folder: server.c, http.c, http.h.
+        added=$(cd "$top" && added_lines "$(tests/steps --folder "$(step_before "$step")")" "$(tests/steps --folder "$step")")
         [ "$counted" = "$(grep -c "^$step	" "$top/tests/workshop/parts") $added" ] || {
             echo "step $step: parts with lines, and their sum: $counted; lines added: $added" >&2
             return 1
@@ -129,7 +186,7 @@ setup() {
 
 @test "every part is a tag of its stage's tests, and every tagged part exists" {
     local step name
-    for step in 05 06 09 10; do
+    for step in $(steps_with_parts); do
         while IFS=$'\t' read -r _ _ name _; do
             grep -Eq "^# bats test_tags=.*part:$name(,|\$)" "$top"/tests/"$step"-*.bats || {
                 echo "no test of step $step is tagged part:$name" >&2
@@ -232,13 +289,14 @@ plan_rows() {
                 }
             elif [[ $stage =~ ^[01][0-9]\ [a-z]+$ ]] && [ -d "steps/${stage/ /-}" ]; then
                 number=${stage%% *}
-                if [ "$number" = 01 ]; then
-                    previous=$BATS_TEST_TMPDIR/skeleton.c
-                    tests/apply-patch steps/01-*/server.c tests/workshop/skeleton.diff "$previous"
+                previous=$(step_before "$number")
+                if [ -z "$previous" ]; then
+                    previous=$BATS_TEST_TMPDIR/skeleton
+                    tests/apply-patch "steps/${stage/ /-}" tests/workshop/skeleton.diff "$previous"
                 else
-                    previous=$(echo steps/"$(printf '%02d' $((10#$number - 1)))"-*/server.c)
+                    previous=$(tests/steps --folder "$previous")
                 fi
-                counted=$(diff "$previous" steps/"$number"-*/server.c | grep '^>' | grep -cv '^> *$')
+                counted=$(added_lines "$previous" "steps/${stage/ /-}")
             elif [[ $stage =~ ^[01][0-9] ]]; then
                 echo "'$stage': a row of the plan that names no stage (as steps/ does) nor part the test knows" >&2
                 return 1
@@ -257,7 +315,7 @@ plan_rows() {
             }
         done < <(plan_rows README.md "$table")
     done
-    # Once each: a row for each stage of steps/, or one for each of its
+    # Once each: a row for each stage of steps/list, or one for each of its
     # parts (tests/workshop/parts).
     local twice expected
     twice=$(printf '%s\n' "${checked[@]}" | sort | uniq -d)
@@ -265,7 +323,7 @@ plan_rows() {
         echo "rows that the plans give twice: $twice" >&2
         return 1
     }
-    expected=$(($(find steps -mindepth 1 -maxdepth 1 -type d -name '[0-9][0-9]-*' | wc -l) +
+    expected=$(($(tests/steps | wc -w) +
         $(grep -c '^[01][0-9]	' tests/workshop/parts) - $(cut -f1 tests/workshop/parts | grep '^[01][0-9]' | sort -u | wc -l)))
     [ "${#checked[@]}" -eq "$expected" ] || {
         echo "the plans have ${#checked[@]} rows of stages and parts; the steps and tests/workshop/parts make $expected" >&2
