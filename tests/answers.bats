@@ -479,12 +479,6 @@ copy_step() {
     cp "$step"/*.[ch] "$BATS_TEST_TMPDIR/step/"
 }
 
-# PATCH, with its files named as tests/apply-patch names them for
-# patch -p1 in the folder: "--- steps/01-socket/server.c" is "--- x/server.c".
-renamed() {
-    sed -E '/^(---|\+\+\+) \/dev\/null/!s#^(---|\+\+\+) ([^\t]*/)?([^/\t]+)(\t.*)?$#\1 x/\3#' "$1"
-}
-
 @test "a patch whose step changed under it: no program, and how to repair the patch" {
     first_answer
     copy_step
@@ -500,18 +494,17 @@ renamed() {
     [ "$left" = step ] || fail_because "no program and no leftovers, only the folder step" "$left" "$try"
     [[ $output == "$patch no longer applies to $drifted:"* ]] ||
         fail_because "a first line that names the patch and the step's folder" "$output" "$try"
-    # The recipe it prints: a copy of the folder, the patch merged into
-    # it, the conflicts resolved, the patch written again.
+    # The recipe it prints: the patch merged into a copy of the folder,
+    # the conflicts resolved, the patch written again.
     local recipe repaired=$BATS_TEST_TMPDIR/repaired.diff
-    recipe=$(sed -n 's/^    //p' <<<"$output" | grep -E '^(mkdir|\(cd|[$]EDITOR|tests/make-patch) ')
-    [ "$(wc -l <<<"$recipe")" -eq 4 ] && [[ $(tail -n 1 <<<"$recipe") == "tests/make-patch $drifted $out $patch" ]] ||
-        fail_because "a recipe: mkdir and cp, patch --merge, \$EDITOR, then tests/make-patch $drifted $out $patch" \
+    recipe=$(sed -n 's/^    //p' <<<"$output" | grep -E '^(tests/apply-patch --merge|[$]EDITOR|tests/make-patch) ')
+    [ "$(wc -l <<<"$recipe")" -eq 3 ] && [[ $(tail -n 1 <<<"$recipe") == "tests/make-patch $drifted $out $patch" ]] ||
+        fail_because "a recipe: tests/apply-patch --merge, \$EDITOR, then tests/make-patch $drifted $out $patch" \
             "$output" "$try"
     # Followed (into another patch than the book's), it gives a patch that
     # applies. One line of context changed: the merge has no conflict to
-    # resolve, so the editor is not needed. The patch goes in with the
-    # names that tests/apply-patch gives its files: x/server.c.
-    recipe=$(grep -v '^[$]EDITOR ' <<<"$recipe" | sed "s|<$patch |< <(renamed $patch) |; s| $patch\$| $repaired|")
+    # resolve, so the editor is not needed.
+    recipe=$(grep -v '^[$]EDITOR ' <<<"$recipe" | sed "s| $patch\$| $repaired|")
     eval "$recipe" </dev/null >&2 || true
     [ -s "$repaired" ] || fail_because "the recipe to write $repaired" "it did not" "$recipe"
     tests/apply-patch "$drifted" "$repaired" "$out" ||
