@@ -9,6 +9,16 @@ setup() {
     cd "$BATS_TEST_DIRNAME/.." || exit 1
 }
 
+# Says what was expected, what was found, and how to see it again; fails.
+#   explain EXPECTED FOUND TRY
+explain() {
+    echo "expected:  $1" >&2
+    echo "but:" >&2
+    printf '%s\n' "$2" | sed 's/^/    /' >&2
+    echo "try it:    $3" >&2
+    return 1
+}
+
 # The files git tracks (or all files, in a copy without .git).
 tracked_files() {
     git ls-files --cached --others --exclude-standard 2>/dev/null || find . -type f -not -path './.git/*' -not -path './build/*' | sed 's|^\./||'
@@ -45,13 +55,8 @@ tracked_files() {
         while IFS= read -r file; do
             [ -f "$file" ] && grep -HnE '\b(0[1-9]|1[0-9]) (0[1-9]|1[0-9]) (0[1-9]|1[0-9])\b|\b[01]\[[0-9]' "$file"
         done || true)
-    if [ -n "$found" ]; then
-        echo "expected:  the steps read from steps/list (tests/steps), never typed" >&2
-        echo "but:" >&2
-        sed 's/^/    /' <<<"$found" >&2
-        echo "try it:    cat steps/list; tests/steps parses" >&2
-        return 1
-    fi
+    [ -z "$found" ] ||
+        explain "the steps read from steps/list (tests/steps), never typed" "$found" "cat steps/list; tests/steps parses"
 }
 
 @test "from the first step that parses, the parser is http.c and http.h, and server.c does not repeat it" {
@@ -84,15 +89,9 @@ tracked_files() {
 
 @test "copies of the same code agree: no drift between steps, no step naming another's program" {
     run tests/code-drift
-    if [ "$status" -ne 0 ]; then
-        echo "expected:  a function the same in steps N-1 and N+1 to be the same in step N (unless chapter N changes it)," >&2
-        echo "           each step's parser files to be the step before's (unless its chapter shows the diff)," >&2
-        echo "           and no step to name another step's program" >&2
-        echo "but:" >&2
-        sed 's/^/    /' <<<"$output" >&2
-        echo "try it:    tests/code-drift" >&2
-        return 1
-    fi
+    [ "$status" -eq 0 ] ||
+        explain "a function the same in steps N-1 and N+1 the same in step N (unless chapter N changes it), each step's parser files the step before's (unless its chapter shows the diff), no step naming another step's program" \
+            "$output" "tests/code-drift"
 }
 
 @test "tests/insert-step makes room for a step in the middle: folders, list, chapters and tests follow, and the steps that moved build" {
@@ -121,11 +120,11 @@ tracked_files() {
         return 1
     fi
     # Every include and diff of the chapters names a file that exists.
-    local path missing=0
+    local path absent=0
     while IFS= read -r path; do
-        [ -e "$path" ] || { echo "a chapter names $path, which does not exist" >&2; missing=1; }
+        [ -e "$path" ] || { echo "a chapter names $path, which does not exist" >&2; absent=1; }
     done < <(grep -ohE '(include|diff)="[^"]*"' book/*.md | sed -E 's/^[a-z]+="//; s/"$//' | tr ' ' '\n' | grep '^steps/')
-    [ "$missing" -eq 0 ]
+    [ "$absent" -eq 0 ]
     # The steps that moved build under their new numbers.
     local moved
     moved=$(printf '%02d' "$((10#$middle + 1))")
