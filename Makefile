@@ -39,7 +39,7 @@ step_files = $(wildcard $(call step_dir,$(1))/*.[ch])
 # Every .c file of a folder, compiled into one program.
 define STEP_RULES
 step$(1): $(call step_files,$(1)) $(FLAGS_STAMP)
-	$$(CC) $$(BUILD_CFLAGS) $$(LDFLAGS) -o $$@ $$(filter %.c,$$^)
+	$$(strip $$(CC) $$(BUILD_CFLAGS) $$(LDFLAGS)) -o $$@ $$(filter %.c,$$^)
 step-$(1): step$(1)
 endef
 $(foreach n,$(STEPS),$(eval $(call STEP_RULES,$(n))))

@@ -299,8 +299,8 @@ start_limited_server() {
 @test "out of descriptors, the server neither dies nor spins, and accepts again when connections close" {
     # (256: valgrind, under make memcheck, needs descriptors up to 200.)
     start_limited_server 256
-    local i line
-    for ((i = 0; i < 300; i++)); do open_idle_connection; done
+    local line
+    open_idle_connections 300
     line=$(wait_for_log '^accept4: ') || true
     local try hint="book/09-epoll.md, section 'When accept fails'"
     try="prlimit --nofile=256 $SERVER_NAME 8080 & sleep 0.5; for i in \$(seq 300); do exec {fd}<>/dev/tcp/127.0.0.1/8080; done; sleep 1; ps -o time,stat -p \$!; curl -m 2 http://127.0.0.1:8080/"

@@ -346,3 +346,19 @@ scenes_in_chapters() {
     done
     [ "$missing" -eq 0 ]
 }
+
+@test "chapter 05's compiler command is what make -B -n step05 prints" {
+    local shown printed
+    shown=$(grep -m 1 '^cc .* -o step05 ' book/05-parse.md)
+    # With the Makefile's defaults, and a flags stamp of the test's own, so
+    # that the build's stamp (build/compiler-flags) is left as it is.
+    printed=$(env -u MAKEFLAGS -u MAKELEVEL make -B -n step05 CC=cc CFLAGS='-O2 -g' SANITIZE= LDFLAGS= \
+        FLAGS_STAMP="$BATS_TEST_TMPDIR/stamp")
+    [ "$shown" = "$printed" ] || {
+        echo "expected:  book/05-parse.md to show what make prints" >&2
+        echo "but:       the book: $shown" >&2
+        echo "           make:     $printed" >&2
+        echo "try it:    make -B -n step05" >&2
+        return 1
+    }
+}

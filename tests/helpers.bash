@@ -345,6 +345,22 @@ open_idle_connection() {
     IDLE+=("$fd")
 }
 
+# Opens COUNT idle connections, one right after the other. Without bats'
+# DEBUG trap, which bats runs before every command of a test: on a slow
+# machine, a loop of hundreds of commands under it takes seconds, long
+# enough for the server to time the first connections out (408 after 5 s)
+# before the last are open.
+#   open_idle_connections COUNT
+open_idle_connections() {
+    local saved i
+    saved=$(trap -p DEBUG)
+    trap - DEBUG
+    for ((i = 0; i < $1; i++)); do
+        open_idle_connection
+    done
+    eval "$saved"
+}
+
 # Keeps a connection the test opened itself, for teardown to close.
 #   keep_open FD
 keep_open() {

@@ -50,7 +50,7 @@ enum method {
 /* A parsed request. The strings point into the bytes that were received,
    except path for a target in absolute-form: it is built in origin_form. */
 struct request {
-    size_t head_length; /* request line and fields, with the empty line */
+    size_t head_length; /* empty lines skipped, request line, fields, empty line */
     enum method method;
     const char *method_name; /* as sent, for the log */
     const char *target; /* as sent */
@@ -92,13 +92,17 @@ bool parse_number(const char *text, unsigned long max, unsigned long *value);
 size_t skip_empty_lines(const char *bytes, size_t length);
 
 /* The length of the head at the start of bytes, or 0 while its end has
-   not arrived: then receive more, and call again with from = length. */
+   not arrived: then receive more, and call again with from set to the
+   length of this call, so that only the new bytes are searched. */
 size_t find_head_end(const char *bytes, size_t length, size_t from);
 
 /* Parses a complete head, as found by find_head_end, in place: the
-   strings of request point into head. */
+   strings of request point into head. The request must start zeroed,
+   = {0}: the fields are counted into it. */
 struct rejection parse_head(char *head, size_t length, struct request *request);
 
+/* Is it an HTTP/1.0 request? Those may leave out Host, have no chunked
+   bodies, and close the connection unless asked not to. */
 bool is_http_1_0(const struct request *request);
 
 #endif
