@@ -209,8 +209,9 @@ client_took() {
     try=$(by_hand "(printf 'GET / HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n'; sleep 5) | nc 127.0.0.1 8080 & curl -s http://127.0.0.1:8080/; time wait %2")
     [ "$code" = 200 ] && [ "$idle_open" = yes ] ||
         fail_because "200 for another client within 1 s, while the first connection idles" "$said" "$try" "$hint"
-    [ "$statuses" -eq 1 ] && [ "$took" != none ] && ((took >= 1500 && took <= 3500)) ||
-        fail_because "one answer on the idle connection, then its close 1.5 to 3.5 s later (the keep-alive timeout is 2 s)" \
+    # Late by what a busy machine adds, but before the request's 5 s.
+    [ "$statuses" -eq 1 ] && [ "$took" != none ] && ((took >= 1500 && took <= 4500)) ||
+        fail_because "one answer on the idle connection, then its close 1.5 to 4.5 s later (the keep-alive timeout is 2 s)" \
             "$said" "$try" "$hint"
     grep -q '^closed: idle for 2 seconds' "$LOG" ||
         fail_because "a line 'closed: idle for 2 seconds'" "$said" "$try" "$hint"
@@ -227,7 +228,7 @@ start_stalled_client() {
     wait_until_stopped "$STALLED"
 }
 
-STALLED_TRY="tests/stalled-client 8080 90 & sleep 1; curl -m 1 http://127.0.0.1:8080/; kill -CONT \$!; wait"
+STALLED_TRY="tests/stalled-client 8080 90 & sleep 1; curl -m 2.5 http://127.0.0.1:8080/; kill -CONT \$!; wait"
 
 # bats test_tags=part:full-socket,ladder
 @test "a client that sends 90 requests and reads nothing delays nobody, and gets all 90 answers when it reads" {
@@ -241,7 +242,7 @@ STALLED_TRY="tests/stalled-client 8080 90 & sleep 1; curl -m 1 http://127.0.0.1:
     while ! grep -q 'EAGAIN' "$TRACE" && ((SECONDS < deadline)); do sleep 0.05; done
     local started code took
     started=$(date +%s%N)
-    code=$(curl -s -m 1 -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PORT/" || true)
+    code=$(curl -s -m 2.5 -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PORT/" || true)
     took=$(since "$started")
     local eagain epollout
     eagain=$(grep -Ec '(write|sendto)\(.*EAGAIN' "$TRACE" || true)
@@ -257,8 +258,10 @@ STALLED_TRY="tests/stalled-client 8080 90 & sleep 1; curl -m 1 http://127.0.0.1:
     [ "$status" -eq 0 ] || closed='and no close within 10 s'
     local said="the other client got '$code' after $took ms; strace saw $eagain write(2)s fail with EAGAIN, $epollout epoll_ctl(2)s for EPOLLOUT; the stalled client then read $answers answers ($complete bodies whole), the last with '${last:-no Connection field}', $closed"
     local hint="book/09-epoll.md, section 'Writing what fits'"
-    [ "$code" = 200 ] && ((took <= 1000)) ||
-        fail_because "200 for another client within 1 s, while one client reads none of its answers" \
+    # A server that waits for the stalled client waits 5 s or for ever:
+    # 2.5 s leaves room for a busy machine.
+    [ "$code" = 200 ] && ((took <= 2500)) ||
+        fail_because "200 for another client within 2.5 s, while one client reads none of its answers" \
             "$said" "$(by_hand "$STALLED_TRY")" "$hint"
     [ "$eagain" -gt 0 ] && [ "$epollout" -gt 0 ] ||
         fail_because "write(2) failing with EAGAIN once the client's socket is full, then epoll_ctl(2) asking for EPOLLOUT" \
@@ -289,8 +292,9 @@ STALLED_TRY="tests/stalled-client 8080 90 & sleep 1; curl -m 1 http://127.0.0.1:
     try=$(by_hand "tests/stalled-client 8080 90 & sleep 7; ls /proc/\$(pgrep -n ${SERVER_NAME##*/})/fd | wc -l; kill -CONT %2")
     [ -n "$line" ] ||
         fail_because "a line 'dropped: the response was not read for 5 seconds'" "$said" "$try" "$hint"
-    ((took >= 4000 && took <= 7000)) ||
-        fail_because "the drop 4 to 7 s after the client stopped reading (the timeout is 5 s)" "$said" "$try" "$hint"
+    # Never early; late by what a busy machine adds, but well before 10 s.
+    ((took >= 4000 && took <= 9000)) ||
+        fail_because "the drop 4 to 9 s after the client stopped reading (the timeout is 5 s)" "$said" "$try" "$hint"
     [ "$after" -eq "$before" ] ||
         fail_because "the dropped connection closed: $before descriptors again" "$said" "$try" "$hint"
 }
