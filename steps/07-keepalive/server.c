@@ -26,22 +26,25 @@
 
 #include "http.h"
 
-/* Every number the server depends on, named once. */
+/* Every number the server depends on, named once, grouped by concern. */
 enum {
+    /* The command line and the socket */
     DEFAULT_PORT = 8080,
     PORT_MAX = 65535,
     EXIT_USAGE = 2,
     ENDPOINT_TEXT_MAX = INET_ADDRSTRLEN + sizeof ":65535",
     LISTEN_BACKLOG = 128, /* connections the kernel queues for us */
+    /* How long we wait */
     REQUEST_TIMEOUT_SECONDS = 5, /* to send a whole request */
     KEEPALIVE_TIMEOUT_SECONDS = 2, /* to start the next request */
-    KEEPALIVE_REQUESTS_MAX = 100, /* on one connection, then we close */
-    MICROSECONDS_PER_SECOND = 1000000,
     LINGER_SECONDS = 2, /* to wait for the client to close */
-    DISCARD_BUFFER_SIZE = 512, /* bytes read at a time while we wait */
+    /* Responses */
     RESPONSE_BODY_MAX = 256,
     RESPONSE_MAX = 1024, /* status line, header fields and body */
     DATE_MAX = sizeof "Sun, 06 Nov 1994 08:49:37 GMT",
+    /* Connections */
+    KEEPALIVE_REQUESTS_MAX = 100, /* on one connection, then we close */
+    DISCARD_BUFFER_SIZE = 512, /* bytes read at a time while we wait */
 };
 #define DEFAULT_ADDRESS "127.0.0.1"
 
@@ -193,13 +196,20 @@ struct received {
     size_t length;
 };
 
+/* The units of now_microseconds()'s clock. */
+enum time_units {
+    NANOSECONDS_PER_MICROSECOND = 1000,
+    MICROSECONDS_PER_SECOND = 1000 * 1000,
+};
+
 static long long now_microseconds(void)
 {
     struct timespec now;
 
     if (clock_gettime(CLOCK_MONOTONIC, &now) < 0)
         die("clock_gettime");
-    return (long long)now.tv_sec * MICROSECONDS_PER_SECOND + now.tv_nsec / 1000;
+    return (long long)now.tv_sec * MICROSECONDS_PER_SECOND +
+           now.tv_nsec / NANOSECONDS_PER_MICROSECOND;
 }
 
 /* The deadline `seconds` from now, on now_microseconds()'s clock. */

@@ -32,30 +32,33 @@
 
 #include "http.h"
 
-/* Every number the server depends on, named once. */
+/* Every number the server depends on, named once, grouped by concern. */
 enum {
+    /* The command line and the socket */
     DEFAULT_PORT = 8080,
     PORT_MAX = 65535,
     EXIT_USAGE = 2,
     ENDPOINT_TEXT_MAX = INET_ADDRSTRLEN + sizeof ":65535",
     LISTEN_BACKLOG = 511, /* connections the kernel queues for us: nginx's number */
+    /* How long we wait */
     REQUEST_TIMEOUT_SECONDS = 5, /* to send a whole request */
     RESPONSE_TIMEOUT_SECONDS = 5, /* to take a response we could not send at once */
     KEEPALIVE_TIMEOUT_SECONDS = 2, /* to start the next request */
-    KEEPALIVE_REQUESTS_MAX = 1000, /* on one connection, then we close: nginx's */
-    MICROSECONDS_PER_SECOND = 1000000,
     LINGER_SECONDS = 2, /* to wait for the client to close */
-    DISCARD_BUFFER_SIZE = 512, /* bytes read at a time while we wait */
+    ACCEPT_PAUSE_MILLISECONDS = 100, /* out of descriptors: try again after */
+    LOG_FLUSH_MILLISECONDS = 10, /* quiet for that long: the log is written */
+    /* Responses */
     RESPONSE_BODY_MAX = 256,
     RESPONSE_MAX = 1024, /* status line, header fields and body */
     DATE_MAX = sizeof "Sun, 06 Nov 1994 08:49:37 GMT",
+    /* Connections */
+    KEEPALIVE_REQUESTS_MAX = 1000, /* on one connection, then we close: nginx's */
+    DISCARD_BUFFER_SIZE = 512, /* bytes read at a time while we wait */
     CONNECTIONS_MAX = 16384, /* open at once; at the limit we stop accepting */
     EVENTS_MAX = 64, /* events taken from epoll_wait(2) at a time */
-    ACCEPT_PAUSE_MILLISECONDS = 100, /* out of descriptors: try again after */
-    LOG_FLUSH_MILLISECONDS = 10, /* quiet for that long: the log is written */
     FREE_BUFFERS_MAX = 64, /* buffers kept for later; more are freed */
+    /* The log */
     LOG_BUFFER_SIZE = 64 * 1024, /* the log is written that much at a time */
-    MICROSECONDS_PER_MILLISECOND = 1000,
 };
 #define DEFAULT_ADDRESS "127.0.0.1"
 
@@ -133,22 +136,6 @@ static void buffer_log(void)
 
     if (setvbuf(stdout, buffer, _IOFBF, sizeof buffer) != 0)
         die("setvbuf");
-}
-
-/* Every connection is a descriptor, and a process can open no more than
-   RLIMIT_NOFILE. The soft limit, often 1024, is ours to raise up to the
-   hard limit (setrlimit(2)). */
-static void open_many_files(void)
-{
-    struct rlimit limit;
-
-    if (getrlimit(RLIMIT_NOFILE, &limit) < 0)
-        die("getrlimit");
-    limit.rlim_cur = limit.rlim_max;
-    if (setrlimit(RLIMIT_NOFILE, &limit) < 0)
-        warn("setrlimit RLIMIT_NOFILE");
-    else if (limit.rlim_cur != RLIM_INFINITY)
-        printf("can open %llu descriptors\n", (unsigned long long)limit.rlim_cur);
 }
 
 /* ==== The socket ==== */
@@ -249,13 +236,21 @@ struct received {
     size_t scanned; /* bytes already searched for the end of the head */
 };
 
+/* The units of now_microseconds()'s clock. */
+enum time_units {
+    NANOSECONDS_PER_MICROSECOND = 1000,
+    MICROSECONDS_PER_MILLISECOND = 1000,
+    MICROSECONDS_PER_SECOND = 1000 * 1000,
+};
+
 static long long now_microseconds(void)
 {
     struct timespec now;
 
     if (clock_gettime(CLOCK_MONOTONIC, &now) < 0)
         die("clock_gettime");
-    return (long long)now.tv_sec * MICROSECONDS_PER_SECOND + now.tv_nsec / 1000;
+    return (long long)now.tv_sec * MICROSECONDS_PER_SECOND +
+           now.tv_nsec / NANOSECONDS_PER_MICROSECOND;
 }
 
 /* The deadline `seconds` from now, on now_microseconds()'s clock. */
@@ -854,7 +849,7 @@ static void continue_closing(struct server *server, struct connection *connectio
         end_connection(server, connection);
 }
 
-/* ==== Running the server ==== */
+/* ==== Serving a connection ==== */
 
 /* What the caller of respond() does next. SERVE_NEXT: the response is
    out, and the next request has begun in the buffer: look for it.
@@ -1195,6 +1190,22 @@ static void serve_forever(struct server *server)
             accept_connections(server);
         expire_connections(server);
     }
+}
+
+/* Every connection is a descriptor, and a process can open no more than
+   RLIMIT_NOFILE. The soft limit, often 1024, is ours to raise up to the
+   hard limit (setrlimit(2)). */
+static void open_many_files(void)
+{
+    struct rlimit limit;
+
+    if (getrlimit(RLIMIT_NOFILE, &limit) < 0)
+        die("getrlimit");
+    limit.rlim_cur = limit.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &limit) < 0)
+        warn("setrlimit RLIMIT_NOFILE");
+    else if (limit.rlim_cur != RLIM_INFINITY)
+        printf("can open %llu descriptors\n", (unsigned long long)limit.rlim_cur);
 }
 
 /* A client that hangs up before we write would otherwise kill the server

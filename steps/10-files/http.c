@@ -286,7 +286,8 @@ static struct rejection parse_target(struct request *request)
 }
 
 /* A method's number. Methods are case-sensitive (RFC 9110 section 9.1):
-   "get" is a method we do not know, not GET. */
+   "get" is a method we do not know, not GET. A method added to the enum
+   but not to names[] is a NULL there: skipped, never compared. */
 static enum method parse_method(const char *name)
 {
     static const char *const names[] = {
@@ -298,7 +299,7 @@ static enum method parse_method(const char *name)
     };
     for (size_t method = METHOD_UNKNOWN + 1; method < sizeof names / sizeof names[0];
          method++)
-        if (strcmp(name, names[method]) == 0)
+        if (names[method] != NULL && strcmp(name, names[method]) == 0)
             return (enum method)method;
     return METHOD_UNKNOWN;
 }

@@ -43,41 +43,42 @@
 
 #include "http.h"
 
-/* Every number the server depends on, named once. */
+/* Every number the server depends on, named once, grouped by concern. */
 enum {
+    /* The command line and the socket */
     DEFAULT_PORT = 8080,
     PORT_MAX = 65535,
     EXIT_USAGE = 2,
     ENDPOINT_TEXT_MAX = INET_ADDRSTRLEN + sizeof ":65535",
     LISTEN_BACKLOG = 511, /* connections the kernel queues for us: nginx's number */
+    /* How long we wait */
     REQUEST_TIMEOUT_SECONDS = 5, /* to send a whole request */
     RESPONSE_TIMEOUT_SECONDS = 5, /* to take a response we could not send at once */
     KEEPALIVE_TIMEOUT_SECONDS = 2, /* to start the next request */
-    KEEPALIVE_REQUESTS_MAX = 1000, /* on one connection, then we close: nginx's */
-    MICROSECONDS_PER_SECOND = 1000000,
     LINGER_SECONDS = 2, /* to wait for the client to close */
-    DISCARD_BUFFER_SIZE = 512, /* bytes read at a time while we wait */
+    ACCEPT_PAUSE_MILLISECONDS = 100, /* out of descriptors: try again after */
+    LOG_FLUSH_MILLISECONDS = 10, /* quiet for that long: the log is written */
+    /* Responses */
     RESPONSE_BODY_MAX = 256,
     FILE_FIELDS_MAX = TARGET_MAX + sizeof "Location: /\r\n", /* or Last-Modified */
     RESPONSE_MAX = 1024 + FILE_FIELDS_MAX, /* status line, header fields and body */
     DATE_MAX = sizeof "Sun, 06 Nov 1994 08:49:37 GMT",
+    /* Connections */
+    KEEPALIVE_REQUESTS_MAX = 1000, /* on one connection, then we close: nginx's */
+    DISCARD_BUFFER_SIZE = 512, /* bytes read at a time while we wait */
     CONNECTIONS_MAX = 16384, /* open at once; at the limit we stop accepting */
     EVENTS_MAX = 64, /* events taken from epoll_wait(2) at a time */
-    ACCEPT_PAUSE_MILLISECONDS = 100, /* out of descriptors: try again after */
-    LOG_FLUSH_MILLISECONDS = 10, /* quiet for that long: the log is written */
     FREE_BUFFERS_MAX = 64, /* buffers kept for later; more are freed */
+    /* The log */
     LOG_BUFFER_SIZE = 64 * 1024, /* the log is written that much at a time */
-    MICROSECONDS_PER_MILLISECOND = 1000,
+    /* Files */
     FILE_CHUNK_MAX = 2 * 1024 * 1024, /* bytes sendfile(2) sends in one turn */
     OPEN_TRIES_MAX = 3, /* openat2(2) calls for one file, when it says EAGAIN */
 };
 #define DEFAULT_ADDRESS "127.0.0.1"
-/* The example site, as a path relative to the working directory: run from
-   the top of the repository, as the README runs it, `./step10` finds it.
-   It holds the site and nothing else; a default of "." would serve the
-   whole repository, .git and all, to anyone who asks. Run from anywhere
-   else, it does not exist, and the server says so and stops (open_root):
-   name a ROOT then. */
+/* The example site, relative to the top of the repository, where the
+   README runs the server: from elsewhere, name a ROOT. Not ".": that
+   would serve the whole repository, .git and all, to anyone who asks. */
 #define DEFAULT_ROOT "steps/10-files/site"
 
 /* ==== The command line and the log ==== */
@@ -156,22 +157,6 @@ static void buffer_log(void)
 
     if (setvbuf(stdout, buffer, _IOFBF, sizeof buffer) != 0)
         die("setvbuf");
-}
-
-/* Every connection is a descriptor, and a process can open no more than
-   RLIMIT_NOFILE. The soft limit, often 1024, is ours to raise up to the
-   hard limit (setrlimit(2)). */
-static void open_many_files(void)
-{
-    struct rlimit limit;
-
-    if (getrlimit(RLIMIT_NOFILE, &limit) < 0)
-        die("getrlimit");
-    limit.rlim_cur = limit.rlim_max;
-    if (setrlimit(RLIMIT_NOFILE, &limit) < 0)
-        warn("setrlimit RLIMIT_NOFILE");
-    else if (limit.rlim_cur != RLIM_INFINITY)
-        printf("can open %llu descriptors\n", (unsigned long long)limit.rlim_cur);
 }
 
 /* ==== The socket ==== */
@@ -273,13 +258,21 @@ struct received {
     size_t scanned; /* bytes already searched for the end of the head */
 };
 
+/* The units of now_microseconds()'s clock. */
+enum time_units {
+    NANOSECONDS_PER_MICROSECOND = 1000,
+    MICROSECONDS_PER_MILLISECOND = 1000,
+    MICROSECONDS_PER_SECOND = 1000 * 1000,
+};
+
 static long long now_microseconds(void)
 {
     struct timespec now;
 
     if (clock_gettime(CLOCK_MONOTONIC, &now) < 0)
         die("clock_gettime");
-    return (long long)now.tv_sec * MICROSECONDS_PER_SECOND + now.tv_nsec / 1000;
+    return (long long)now.tv_sec * MICROSECONDS_PER_SECOND +
+           now.tv_nsec / NANOSECONDS_PER_MICROSECOND;
 }
 
 /* The deadline `seconds` from now, on now_microseconds()'s clock. */
@@ -1266,7 +1259,7 @@ static void continue_closing(struct server *server, struct connection *connectio
         end_connection(server, connection);
 }
 
-/* ==== Running the server ==== */
+/* ==== Serving a connection ==== */
 
 /* What the caller of respond() does next. SERVE_NEXT: the response is
    out, and the next request has begun in the buffer: look for it.
@@ -1630,6 +1623,22 @@ static void serve_forever(struct server *server)
             accept_connections(server);
         expire_connections(server);
     }
+}
+
+/* Every connection is a descriptor, and a process can open no more than
+   RLIMIT_NOFILE. The soft limit, often 1024, is ours to raise up to the
+   hard limit (setrlimit(2)). */
+static void open_many_files(void)
+{
+    struct rlimit limit;
+
+    if (getrlimit(RLIMIT_NOFILE, &limit) < 0)
+        die("getrlimit");
+    limit.rlim_cur = limit.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &limit) < 0)
+        warn("setrlimit RLIMIT_NOFILE");
+    else if (limit.rlim_cur != RLIM_INFINITY)
+        printf("can open %llu descriptors\n", (unsigned long long)limit.rlim_cur);
 }
 
 /* A client that hangs up before we write would otherwise kill the server
