@@ -865,7 +865,7 @@ static int bytes_in_socket(int fd)
    holds it until the file's first bytes join it. Sent alone, the head
    would be a small packet not yet acknowledged, and TCP would hold the
    file's bytes back until the client's acknowledgement, which a client
-   may delay by 40 ms (Nagle's algorithm, tcp(7)). */
+   delays by 40 ms or more (Nagle's algorithm, tcp(7)). */
 static bool send_outgoing(int fd, struct outgoing *outgoing)
 {
     int more = outgoing->file >= 0 && outgoing->file_size > 0 ? MSG_MORE : 0;
