@@ -60,7 +60,7 @@ test: all answers ## the newest step against every test, each older step against
 test-all: all answers ## make test, and every step against every earlier step's tests too (CI; 2 min)
 	@tests/run-all --all
 
-check: ## check a server of yours: make check STEP=04 SERVER=path/to/server [PART=2]
+check: ## check a server of yours: make check STEP=04 SERVER=path/to/server [PART=2] [ALL=1: go on after a failing file]
 	@test -n "$(STEP)" || { echo 'usage: make check STEP=04 [SERVER=path/to/server] [PART=N or NAME, for the stages written in parts]' >&2; exit 2; }
 	@tests/check $(STEP) $(or $(SERVER),./step$(shell printf '%02d' "$$(expr '$(STEP)' + 0 2>/dev/null)" 2>/dev/null)) $(if $(PART),--part '$(PART)')
 

@@ -217,6 +217,35 @@ client_took() {
         fail_because "a line 'closed: idle for 2 seconds'" "$said" "$try" "$hint"
 }
 
+# A loop that is told of an event it does not handle (EPOLLOUT asked for
+# with nothing to write, a closed connection left in the set) is woken at
+# once, again and again: it spins, and uses all of a core.
+# bats test_tags=part:loop
+@test "with one idle keep-alive connection, the server sleeps in epoll_wait: it does not spin" {
+    start_server listening 0
+    local fd
+    exec {fd}<>"/dev/tcp/127.0.0.1/$PORT"
+    keep_open "$fd"
+    printf 'GET / HTTP/1.1\r\nHost: x\r\n\r\n' >&"$fd"
+    # The answer's first line, not the log: a server that spins may never
+    # find the quiet moment in which it writes its log out.
+    local status_line=''
+    IFS= read -r -t "$WAIT_SECONDS" -u "$fd" status_line || true
+    local before after used
+    before=$(cpu_ticks)
+    sleep 1 # the time we measure, not a wait for the server
+    after=$(cpu_ticks)
+    used=$((after - before))
+    local try hint="book/09-epoll.md, section 'The loop': epoll_wait(2) returns at once, again and again, while it has an event to report that nobody handles (from part 2: EPOLLOUT asked for with nothing to write, section 'Writing what fits')"
+    try="$SERVER_NAME 8080 & sleep 0.5; exec 3<>/dev/tcp/127.0.0.1/8080; printf 'GET / HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n' >&3; sleep 1.5; ps -o time,stat -p \$!; kill %1"
+    [[ $status_line == "HTTP/1.1 200 "* ]] ||
+        fail_because "an answer to GET /, on a connection that then stays open" \
+            "its first line was '${status_line%$'\r'}'" "$try" "$hint"
+    ((used <= 20)) ||
+        fail_because "at most 0.2 s of CPU time (20 ticks) in the second after an answer, with the connection idle: asleep in epoll_wait(2), not spinning" \
+            "$used ticks in 1 s ($(getconf CLK_TCK) a second)" "$try" "$hint"
+}
+
 # Starts tests/stalled-client in the background: it sends COUNT requests
 # and reads nothing until it gets SIGCONT. Sets STALLED (its pid) once it
 # has stopped; what it reads goes to $BATS_TEST_TMPDIR/stalled.

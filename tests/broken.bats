@@ -39,7 +39,7 @@ build_broken() {
 run_broken() {
     local step
     step=$(build_broken "$1") || return 1
-    WAIT_SECONDS=2 BATS_FLAGS="--tap --filter $2" "$top/tests/check" "$step" "$top/build/broken/$1" \
+    WAIT_SECONDS=2 ALL=1 BATS_FLAGS="--tap --filter $2" "$top/tests/check" "$step" "$top/build/broken/$1" \
         >"$BATS_TEST_TMPDIR/tap" 2>&1 3>&- || true
 }
 
@@ -143,6 +143,29 @@ every_try_has_a_time_limit() {
 @test "a plain close with bytes left unread: step 06's trace shows it" {
     run_broken plain-close 'shuts.down.its.side'
     every_failure_explained "SHUT_WR., then close"
+}
+
+@test "a loop that asks for EPOLLOUT with nothing to write: step 09's tests say it spins" {
+    run_broken spin-on-epollout 'does.not.spin'
+    every_failure_explained "ticks in 1 s"
+}
+
+@test "a server that accepts and never answers: tests/check stops early, and says it hung" {
+    local step
+    step=$(build_broken never-answers) || return 1
+    SECONDS=0
+    WAIT_SECONDS=2 "$top/tests/check" "$step" "$top/build/broken/never-answers" \
+        >"$BATS_TEST_TMPDIR/tap" 2>&1 3>&- || true
+    local took=$SECONDS
+    grep -q '^It hung: ' "$BATS_TEST_TMPDIR/tap" && grep -q ' # skip the server hung in 2 tests in a row' "$BATS_TEST_TMPDIR/tap" && grep -q '^Not run, after the first file that failed: 01-socket ' "$BATS_TEST_TMPDIR/tap" || {
+        echo "expected the verdict 'It hung:', the rest of step $step's tests skipped, and the earlier steps' files not run; tests/check printed:" >&2
+        cat "$BATS_TEST_TMPDIR/tap" >&2
+        return 1
+    }
+    ((took < 120)) || {
+        echo "expected tests/check to end within 2 minutes; it took $took s" >&2
+        return 1
+    }
 }
 
 @test "a command that fails outside fail_because still explains itself" {

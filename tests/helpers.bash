@@ -18,6 +18,17 @@
 
 : "${SERVER:?SERVER must name the server binary; run the tests with tests/check}"
 WAIT_SECONDS=${WAIT_SECONDS:-5}
+# Every test is bounded as a whole: however its waits add up, bats stops it
+# after this many seconds (24 times WAIT_SECONDS: 2 minutes by default).
+export BATS_TEST_TIMEOUT=${BATS_TEST_TIMEOUT:-$((WAIT_SECONDS * 24))}
+# A server that hangs fails test after test, each only once it has waited
+# out its bound. After HANGS_MAX tests in a row that failed so, with the
+# server still running, the rest are skipped, and tests/check says why.
+# KEEP_GOING=1 runs them all anyway.
+HANGS_MAX=2
+# (Only under tests/check, which sets CHECK_HANGS: other suites run the
+# steps' tests to see them fail, and need every failure.)
+HANGS=${CHECK_HANGS:-}
 # How a reader runs the binary by hand, for the "reproduce" lines.
 SERVER_NAME=${SERVER_NAME:-$(basename "$SERVER")}
 case $SERVER_NAME in */*) ;; *) SERVER_NAME=./$SERVER_NAME ;; esac
@@ -56,10 +67,27 @@ fail_because() {
         if [ -z "${NO_SERVER_LOG:-}" ] && [ -n "$LOG" ] && [ -s "$LOG" ]; then
             echo "the server printed (last lines):"
             tail -n 30 "$LOG" | sed 's/^/    | /'
+            unflushed_log_note
         fi
     } >&2
     : >"$BATS_TEST_TMPDIR/explained"
     return 1
+}
+
+# A server from step 04 on prints a line for every connection it accepts.
+# One that printed nothing after "listening on", in a test that connects
+# (those of step 04 on), may have accepted and answered, with its lines
+# still in stdio's buffer: the test cannot see them, and would blame
+# whatever it looked for. Say so.
+unflushed_log_note() {
+    local file
+    file=$(basename "${BATS_TEST_FILENAME:-}")
+    [[ $file =~ ^[0-9]{2}- ]] && ((10#${file:0:2} >= 4)) || return 0
+    [[ $(tail -n 1 "$LOG") == "listening on "* ]] || return 0
+    [ -n "$(server_ended)" ] && return 0
+    echo "note:      nothing was written after 'listening on': if the server accepted the test's"
+    echo "           connection, its lines are still in stdio's buffer. Is the log flushed?"
+    echo "           (stdout to a file or a pipe is fully buffered: book/01-socket.md, section 'The command line', flush_log)"
 }
 
 # A hint names a section of a chapter's source, book/NN-name.md, which has
@@ -313,11 +341,42 @@ server_state() {
     elif [ "$(process_state "$SERVER_PID")" = R ]; then
         echo "the server is running flat out on the CPU: a loop that does not end?"
     elif grep -q accept "/proc/$SERVER_PID/wchan" 2>/dev/null; then
-        echo "the server is waiting in accept(2) for the next client; its last line is: $(tail -n 1 "$LOG" 2>/dev/null)"
+        # Its sockets, but for the listener: connections it holds, and
+        # does not read while it waits for another.
+        local held
+        held=$(($(find "/proc/$SERVER_PID/fd" -mindepth 1 -lname 'socket:*' 2>/dev/null | wc -l) - 1))
+        if ((held > 0)) && "$BATS_TEST_DIRNAME/steps" --can "${STEP:-01}" loop 2>/dev/null; then
+            echo "the server is blocked in accept(2), waiting for the next client, with $held connections open that it does not serve meanwhile: is the listener non-blocking (SOCK_NONBLOCK), and accept4 called only when epoll says a client waits?; its last line is: $(tail -n 1 "$LOG" 2>/dev/null)"
+        elif ((held > 0)); then
+            echo "the server is waiting in accept(2) for the next client, with $held connections open that it does not serve meanwhile; its last line is: $(tail -n 1 "$LOG" 2>/dev/null)"
+        else
+            echo "the server is waiting in accept(2) for the next client; its last line is: $(tail -n 1 "$LOG" 2>/dev/null)"
+        fi
     elif [ "$(find "/proc/$SERVER_PID/fd" -mindepth 1 -lname 'socket:*' 2>/dev/null | wc -l)" -gt 1 ]; then
         echo "the server is stuck with a connection open, waiting ($(cat "/proc/$SERVER_PID/wchan" 2>/dev/null)): for bytes that will not come?; its last line is: $(tail -n 1 "$LOG" 2>/dev/null)"
     else
         echo "the server is running, and its last line is: $(tail -n 1 "$LOG" 2>/dev/null)"
+    fi
+}
+
+# Before each test: skip it if the server hung in the tests before it.
+setup() {
+    TEST_STARTED=$SECONDS
+    if [ -z "${KEEP_GOING:-}" ] && [ -n "$HANGS" ] && [ -s "$HANGS" ] && [ "$(wc -l <"$HANGS")" -ge "$HANGS_MAX" ]; then
+        skip "the server hung in $HANGS_MAX tests in a row: $(tail -n 1 "$HANGS")"
+    fi
+}
+
+# After each test, in teardown: a test that failed after waiting its bound,
+# with the server still running, counts as a hang; any other outcome ends
+# the row.
+count_hang() {
+    [ -n "$HANGS" ] && [ -z "${BATS_TEST_SKIPPED:-}" ] || return 0
+    if [ -z "${BATS_TEST_COMPLETED:-}" ] && ((SECONDS - ${TEST_STARTED:-$SECONDS} >= WAIT_SECONDS)) &&
+        [ -n "$SERVER_PID" ] && [ -z "$(server_ended)" ]; then
+        echo "'$BATS_TEST_DESCRIPTION': $(server_state)" >>"$HANGS"
+    else
+        : >"$HANGS"
     fi
 }
 
@@ -388,6 +447,7 @@ teardown() {
         explain_unexplained_failure
     fi
     if declare -F after_each_test >/dev/null; then after_each_test || status=1; fi
+    count_hang
     close_idle_connections
     server_ended >/dev/null # while the test's shell can still wait for it
     local pid=$SERVER_PID
