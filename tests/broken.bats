@@ -154,8 +154,9 @@ every_try_has_a_time_limit() {
     local step
     step=$(build_broken never-answers) || return 1
     SECONDS=0
-    WAIT_SECONDS=2 "$top/tests/check" "$step" "$top/build/broken/never-answers" \
-        >"$BATS_TEST_TMPDIR/tap" 2>&1 3>&- || true
+    # Three of step 09's tests: the third is skipped after the first two hang.
+    WAIT_SECONDS=2 BATS_FLAGS="--filter one.process|does.not.spin|never.reads" \
+        "$top/tests/check" "$step" "$top/build/broken/never-answers" >"$BATS_TEST_TMPDIR/tap" 2>&1 3>&- || true
     local took=$SECONDS
     grep -q '^It hung: ' "$BATS_TEST_TMPDIR/tap" && grep -q ' # skip the server hung in 2 tests in a row' "$BATS_TEST_TMPDIR/tap" && grep -q '^Not run, after the first file that failed: 01-socket ' "$BATS_TEST_TMPDIR/tap" || {
         echo "expected the verdict 'It hung:', the rest of step $step's tests skipped, and the earlier steps' files not run; tests/check printed:" >&2
