@@ -47,7 +47,7 @@ $(foreach n,$(STEPS),$(eval $(call STEP_RULES,$(n))))
 help: ## list the targets
 	@echo 'make step-04     build one step, then run it: ./step04 [PORT [ADDRESS]]'
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | awk -F'\t' '{ printf "make %-13s %s\n", $$1, $$2 }'
-	@echo 'Variables: CC, CFLAGS, SANITIZE=1, PORT (make run), STEP, SERVER and PART (make check).'
+	@echo 'Variables: CC, CFLAGS, SANITIZE=1, PORT (make run); for make check: STEP, SERVER, PART, ALL=1 (go on after a failing file), KEEP_GOING=1 (run the tests a hang would skip), WAIT_SECONDS (5), BATS_FLAGS (--filter NAME).'
 
 # The newest step: the last of STEPS.
 NEWEST := $(lastword $(STEPS))

@@ -260,7 +260,7 @@ client_took() {
         fail_because "the server still running, with the connection idle" "$(server_ended)" "$try" "$hint"
     ((runnable <= 5)) ||
         fail_because "the server asleep in epoll_wait(2) in the second after an answer, with the connection idle: runnable (state R) in at most 5 of 20 looks" \
-            "runnable in $runnable of 20 looks, 50 ms apart: it spins; $used ticks of CPU time meanwhile ($(getconf CLK_TCK) a second)" "$try" "$hint"
+            "runnable in $runnable of 20 looks, one every 50 ms: it spins; $used ticks of CPU time meanwhile ($(getconf CLK_TCK) a second)" "$try" "$hint"
 }
 
 # Starts tests/stalled-client in the background: it sends COUNT requests

@@ -67,27 +67,52 @@ fail_because() {
         if [ -z "${NO_SERVER_LOG:-}" ] && [ -n "$LOG" ] && [ -s "$LOG" ]; then
             echo "the server printed (last lines):"
             tail -n 30 "$LOG" | sed 's/^/    | /'
-            unflushed_log_note
         fi
+        [ -z "$LOG" ] || server_note
     } >&2
     : >"$BATS_TEST_TMPDIR/explained"
     return 1
 }
 
-# A server from step 04 on prints a line for every connection it accepts.
-# One that printed nothing after "listening on", in a test that connects
-# (those of step 04 on), may have accepted and answered, with its lines
-# still in stdio's buffer: the test cannot see them, and would blame
-# whatever it looked for. Say so.
-unflushed_log_note() {
-    local file
+# What the server's state says beyond the test's own verdict: a server
+# blocked in accept(2) while it holds connections it does not serve; or
+# one whose lines never reached the test. A server from step 04 on prints
+# a line for every connection it accepts: one that printed nothing at all,
+# or nothing after "listening on" in a test that connects (those of step
+# 04 on), may have done everything right, with its lines still in stdio's
+# buffer, where the test cannot see them and blames whatever it looked for.
+server_note() {
+    [ -n "$SERVER_PID" ] && [ -z "$(server_ended)" ] || return 0
+    local held file
+    held=$(held_connections)
+    if grep -q accept "/proc/$SERVER_PID/wchan" 2>/dev/null && ((held > 0)); then
+        echo "note:      the server is blocked in accept(2), with $held connections open that it does not serve meanwhile"
+        if "$BATS_TEST_DIRNAME/steps" --can "${STEP:-01}" loop 2>/dev/null; then
+            echo "           is the listener non-blocking? (book/09-epoll.md, section 'Non-blocking sockets')"
+        fi
+        return 0
+    fi
     file=$(basename "${BATS_TEST_FILENAME:-}")
-    [[ $file =~ ^[0-9]{2}- ]] && ((10#${file:0:2} >= 4)) || return 0
-    [[ $(tail -n 1 "$LOG") == "listening on "* ]] || return 0
-    [ -n "$(server_ended)" ] && return 0
-    echo "note:      nothing was written after 'listening on': if the server accepted the test's"
-    echo "           connection, its lines are still in stdio's buffer. Is the log flushed?"
-    echo "           (stdout to a file or a pipe is fully buffered: book/01-socket.md, section 'The command line', flush_log)"
+    if [ ! -s "$LOG" ] || { [[ $file =~ ^[0-9]{2}- ]] && ((10#${file:0:2} >= 4)) &&
+        [[ $(tail -n 1 "$LOG") == "listening on "* ]]; }; then
+        echo "note:      nothing was written$([ ! -s "$LOG" ] || echo " after 'listening on'"), yet the server runs: its lines may still be in stdio's buffer."
+        echo "           Is the log flushed? Output to a file or a pipe is fully buffered"
+        echo "           (book/01-socket.md, section 'The command line', flush_log)."
+    fi
+}
+
+# The connections the server holds: its sockets, but for the listener.
+held_connections() {
+    echo $(($(find "/proc/$SERVER_PID/fd" -mindepth 1 -lname 'socket:*' 2>/dev/null | wc -l) - 1))
+}
+
+# The server's last line, for a verdict; or that it printed none.
+last_log_line() {
+    if [ -s "$LOG" ]; then
+        tail -n 1 "$LOG"
+    else
+        echo "(it printed nothing)"
+    fi
 }
 
 # A hint names a section of a chapter's source, book/NN-name.md, which has
@@ -281,7 +306,7 @@ await_stage() {
     shift
     if ! line=$(wait_for_log "$(ready_pattern "$stage")"); then
         fail_because "a line like $(ready_example "$stage") within $WAIT_SECONDS s" \
-            "$(server_state)" "$SERVER_NAME $*" "$(ready_hint "$stage")"
+            "$(server_state)" "$SERVER_NAME $* | cat" "$(ready_hint "$stage")"
         return 1
     fi
     PORT=$(grep -E -o ':[0-9]+' <<<"$line" | tail -n 1 | tr -d :)
@@ -344,18 +369,18 @@ server_state() {
         # Its sockets, but for the listener: connections it holds, and
         # does not read while it waits for another.
         local held
-        held=$(($(find "/proc/$SERVER_PID/fd" -mindepth 1 -lname 'socket:*' 2>/dev/null | wc -l) - 1))
+        held=$(held_connections)
         if ((held > 0)) && "$BATS_TEST_DIRNAME/steps" --can "${STEP:-01}" loop 2>/dev/null; then
-            echo "the server is blocked in accept(2), waiting for the next client, with $held connections open that it does not serve meanwhile: is the listener non-blocking (SOCK_NONBLOCK), and accept4 called only when epoll says a client waits?; its last line is: $(tail -n 1 "$LOG" 2>/dev/null)"
+            echo "the server is blocked in accept(2), waiting for the next client, with $held connections open that it does not serve meanwhile: is the listener non-blocking (SOCK_NONBLOCK), and accept4 called only when epoll says a client waits?; its last line is: $(last_log_line)"
         elif ((held > 0)); then
-            echo "the server is waiting in accept(2) for the next client, with $held connections open that it does not serve meanwhile; its last line is: $(tail -n 1 "$LOG" 2>/dev/null)"
+            echo "the server is waiting in accept(2) for the next client, with $held connections open that it does not serve meanwhile; its last line is: $(last_log_line)"
         else
-            echo "the server is waiting in accept(2) for the next client; its last line is: $(tail -n 1 "$LOG" 2>/dev/null)"
+            echo "the server is waiting in accept(2) for the next client; its last line is: $(last_log_line)"
         fi
     elif [ "$(find "/proc/$SERVER_PID/fd" -mindepth 1 -lname 'socket:*' 2>/dev/null | wc -l)" -gt 1 ]; then
-        echo "the server is stuck with a connection open, waiting ($(cat "/proc/$SERVER_PID/wchan" 2>/dev/null)): for bytes that will not come?; its last line is: $(tail -n 1 "$LOG" 2>/dev/null)"
+        echo "the server is stuck with a connection open, waiting ($(cat "/proc/$SERVER_PID/wchan" 2>/dev/null)): for bytes that will not come?; its last line is: $(last_log_line)"
     else
-        echo "the server is running, and its last line is: $(tail -n 1 "$LOG" 2>/dev/null)"
+        echo "the server is running, and its last line is: $(last_log_line)"
     fi
 }
 
