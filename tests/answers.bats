@@ -366,7 +366,7 @@ limit_descriptors() {
             "the same" "book/09-epoll.md, section 'Exercises'"
 }
 
-# A ROOT of one file, style.css, for the answers of step 10.
+# A ROOT of one file, style.css, for the answers of step 11.
 start_file_server() {
     mkdir -p "$BATS_TEST_TMPDIR/root"
     printf 'h1 { color: teal; }\n' >"$BATS_TEST_TMPDIR/root/style.css"
@@ -381,7 +381,7 @@ start_file_server() {
     head=$(curl -sI -m "$WAIT_SECONDS" "http://127.0.0.1:$PORT/style.css" | tr -d '\r') || true
     grep -qx 'X-Content-Type-Options: nosniff' <<<"$head" ||
         fail_because "a field 'X-Content-Type-Options: nosniff' in the head of a file" "${head:-no head}" \
-            "$(by_hand "curl -I http://127.0.0.1:8080/style.css")" "book/10-files.md, section 'Exercises'"
+            "$(by_hand "curl -I http://127.0.0.1:8080/style.css")" "book/11-files.md, section 'Exercises'"
 }
 
 # bats test_tags=exercise
@@ -392,17 +392,17 @@ start_file_server() {
     etag=$(curl -sI -m "$WAIT_SECONDS" "$url" | tr -d '\r' | sed -n 's/^ETag: //p') || true
     [[ $etag =~ ^\"[^\"]+\"$ ]] ||
         fail_because "an ETag field, such as ETag: \"15-17a3c2f0b8e1c4d0\"" "'${etag:-none}'" \
-            "$(by_hand "curl -I http://127.0.0.1:8080/style.css")" "book/10-files.md, section 'Exercises'"
+            "$(by_hand "curl -I http://127.0.0.1:8080/style.css")" "book/11-files.md, section 'Exercises'"
     same=$(curl -s -o /dev/null -w '%{http_code}' -m "$WAIT_SECONDS" -H "If-None-Match: \"x\", W/$etag" "$url") || true
     other=$(curl -s -o /dev/null -w '%{http_code}' -m "$WAIT_SECONDS" -H 'If-None-Match: "x"' \
         -H 'If-Modified-Since: Fri, 01 Jan 2100 00:00:00 GMT' "$url") || true
     [ "$same $other" = "304 200" ] ||
         fail_because "304 for If-None-Match: \"x\", W/$etag; 200 for If-None-Match: \"x\" (and an If-Modified-Since that it overrides)" \
             "$same and $other" "$(by_hand "curl -i -H 'If-None-Match: $etag' http://127.0.0.1:8080/style.css")" \
-            "book/10-files.md, section 'Exercises'"
+            "book/11-files.md, section 'Exercises'"
 }
 
-# A ROOT for step 11's answers, with a file of SIZE zeros, big.bin.
+# A ROOT for step 12's answers, with a file of SIZE zeros, big.bin.
 #   make_answer_root SIZE
 make_answer_root() {
     ROOT=$BATS_TEST_TMPDIR/root
@@ -434,7 +434,7 @@ wait_for_end() {
     line=$(wait_for_log '^SIGTERM sent by process ') || true
     [ "$line" = "SIGTERM sent by process $BASHPID" ] ||
         fail_because "a line 'SIGTERM sent by process $BASHPID' (the shell that ran kill)" "'${line:-no such line}'" \
-            "$SERVER_NAME 8080 & sleep 0.5; kill -TERM \$!; echo \$\$" "book/11-shutdown.md, section 'Exercises'"
+            "$SERVER_NAME 8080 & sleep 0.5; kill -TERM \$!; echo \$\$" "book/12-shutdown.md, section 'Exercises'"
 }
 
 # bats test_tags=exercise
@@ -454,10 +454,10 @@ wait_for_end() {
     wait "$curl_pid" 2>/dev/null || true
     [ "$ended" = "the server exited with status 1" ] ||
         fail_because "exit status 1 within 2 s of SIGQUIT, a download under way" "${ended:-still running}" \
-            "$try" "book/11-shutdown.md, section 'Exercises'"
+            "$try" "book/12-shutdown.md, section 'Exercises'"
     grep -qx 'SIGQUIT: stopping now; connections unfinished: 1' "$LOG" ||
         fail_because "the line 'SIGQUIT: stopping now; connections unfinished: 1'" "'$(tail -n 1 "$LOG")'" \
-            "$try" "book/11-shutdown.md, section 'Exercises'"
+            "$try" "book/12-shutdown.md, section 'Exercises'"
 }
 
 # For the tests of tests/apply-patch, from the top of the repository: the
@@ -596,18 +596,18 @@ step_tests_pass() {
     step_tests_pass 09-idle-first
 }
 
-@test "10-etag passes the tests of steps 01 to 10" {
+@test "10-etag passes the tests of steps 01 to 11" {
     step_tests_pass 10-etag
 }
 
-@test "10-nosniff passes the tests of steps 01 to 10" {
+@test "10-nosniff passes the tests of steps 01 to 11" {
     step_tests_pass 10-nosniff
 }
 
-@test "11-sender passes the tests of steps 01 to 11" {
+@test "11-sender passes the tests of steps 01 to 12" {
     step_tests_pass 11-sender
 }
 
-@test "11-sigquit passes the tests of steps 01 to 11" {
+@test "11-sigquit passes the tests of steps 01 to 12" {
     step_tests_pass 11-sigquit
 }

@@ -58,7 +58,7 @@ serves_at_once() {
     can forks || can loop
 }
 
-# Step 11 drains on SIGTERM: it finishes what was begun, for DRAIN_SECONDS
+# Step 12 drains on SIGTERM: it finishes what was begun, for DRAIN_SECONDS
 # at most.
 drains() {
     can drains

@@ -4,7 +4,7 @@
 # reads requests but does not answer) to 11: make faults. The last tests
 # are for step 09's one process and the steps after it: hundreds of slow
 # clients at once, resets with answers on their way, hundreds of
-# keep-alive clients; and step 11's drain deadline. The requests
+# keep-alive clients; and step 12's drain deadline. The requests
 # that expect the server to close say "Connection: close", which step 07
 # honours and the earlier steps do anyway.
 #
@@ -419,7 +419,7 @@ send_flood() {
 @test "a flood of pipelined requests that the client never reads ends at the request limit" {
     keeps_alive || skip "step $STEP answers one request per connection"
     local fd i flood=$BATS_TEST_TMPDIR/flood before served
-    # Twice step 09's limit of 1000 (KEEPALIVE_REQUESTS_MAX; 100 before).
+    # Twice step 10's limit of 1000 (KEEPALIVE_REQUESTS_MAX; 100 before).
     for i in $(seq 1 2000); do
         printf 'GET /%d HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n' "$i"
     done >"$flood"
@@ -477,12 +477,12 @@ send_flood() {
     report "a download at 6 MiB/s held the drain; the server stopped $took ms after SIGTERM: $ended"
     if [ "$ended" != "the server exited with status 1" ] || ((took < 9500 || took > 13000)); then
         fail_because "exit status 1 about 10 s (DRAIN_SECONDS) after SIGTERM, the download unfinished" \
-            "${ended:-still running} after $took ms" "$try" "book/11-shutdown.md, section 'A second signal, or the deadline'"
+            "${ended:-still running} after $took ms" "$try" "book/12-shutdown.md, section 'A second signal, or the deadline'"
         return 1
     fi
     if ! grep -qx 'drain deadline: stopping now; connections unfinished: 1' "$LOG"; then
         fail_because "the line 'drain deadline: stopping now; connections unfinished: 1'" "'$(tail -n 1 "$LOG")'" \
-            "$try" "book/11-shutdown.md, section 'A second signal, or the deadline'"
+            "$try" "book/12-shutdown.md, section 'A second signal, or the deadline'"
         return 1
     fi
     SERVER_PID= # it was meant to stop
@@ -555,7 +555,7 @@ send_flood() {
     has_event_loop || skip "step $STEP: the fault tests above cover one connection at a time"
     local clients=10 before after writes
     # A failed write: write(2) from step 09 on, send(2) or sendfile(2)
-    # from step 10 on (warn() writes the log out first: the line is whole).
+    # from step 11 on (warn() writes the log out first: the line is whole).
     local ended='^dropped: |^(write|send|sendfile): '
     before=$(count_log "$ended")
     reset_mid_answers "$clients" 99

@@ -1,7 +1,7 @@
 # Which valgrind make memcheck runs, for tests/memcheck, tests/valgrind-server
 # and tests/install-valgrind (sourced, not run).
 #
-# Steps 10 and 11 call openat2(2), which valgrind knows from 3.21.0 on.
+# Steps 11 and 12 call openat2(2), which valgrind knows from 3.21.0 on.
 # choose_valgrind takes the system's valgrind if it is 3.21 or later, else
 # the one tests/install-valgrind put into build/valgrind/ (Debian 13's, run
 # from there with VALGRIND_LIB), else the system's older one, which runs

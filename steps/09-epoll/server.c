@@ -25,7 +25,6 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/epoll.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -39,26 +38,20 @@ enum {
     PORT_MAX = 65535,
     EXIT_USAGE = 2,
     ENDPOINT_TEXT_MAX = INET_ADDRSTRLEN + sizeof ":65535",
-    LISTEN_BACKLOG = 511, /* connections the kernel queues for us: nginx's number */
+    LISTEN_BACKLOG = 128, /* connections the kernel queues for us */
     /* How long we wait */
     REQUEST_TIMEOUT_SECONDS = 5, /* to send a whole request */
     RESPONSE_TIMEOUT_SECONDS = 5, /* to take a response we could not send at once */
     KEEPALIVE_TIMEOUT_SECONDS = 2, /* to start the next request */
     LINGER_SECONDS = 2, /* to wait for the client to close */
-    ACCEPT_PAUSE_MILLISECONDS = 100, /* out of descriptors: try again after */
-    LOG_FLUSH_MILLISECONDS = 10, /* quiet for that long: the log is written */
     /* Responses */
     RESPONSE_BODY_MAX = 256,
     RESPONSE_MAX = 1024, /* status line, header fields and body */
     DATE_MAX = sizeof "Sun, 06 Nov 1994 08:49:37 GMT",
     /* Connections */
-    KEEPALIVE_REQUESTS_MAX = 1000, /* on one connection, then we close: nginx's */
+    KEEPALIVE_REQUESTS_MAX = 100, /* on one connection, then we close */
     DISCARD_BUFFER_SIZE = 512, /* bytes read at a time while we wait */
-    CONNECTIONS_MAX = 16384, /* open at once; at the limit we stop accepting */
     EVENTS_MAX = 64, /* events taken from epoll_wait(2) at a time */
-    FREE_BUFFERS_MAX = 64, /* buffers kept for later; more are freed */
-    /* The log */
-    LOG_BUFFER_SIZE = 64 * 1024, /* the log is written that much at a time */
 };
 #define DEFAULT_ADDRESS "127.0.0.1"
 
@@ -125,17 +118,6 @@ static void flush_log(void)
 {
     if (fflush(stdout) == EOF)
         die("fflush");
-}
-
-/* One process writes stdout again: no line of another process can cut
-   ours. stdio's buffer for a file or a pipe is 4 KiB, a write(2) every
-   few dozen requests; with LOG_BUFFER_SIZE, one every few hundred. */
-static void buffer_log(void)
-{
-    static char buffer[LOG_BUFFER_SIZE];
-
-    if (setvbuf(stdout, buffer, _IOFBF, sizeof buffer) != 0)
-        die("setvbuf");
 }
 
 /* ==== The socket ==== */
@@ -448,25 +430,15 @@ static struct response route(const struct request *request)
 }
 
 /* An HTTP date, RFC 9110 section 5.6.7: "Sun, 06 Nov 1994 08:49:37 GMT".
-   %a and %b are English because we never call setlocale(3). The date
-   changes once a second, and one process may send thousands of responses
-   in a second: we format it once a second, as nginx does, and copy it. */
+   %a and %b are English because we never call setlocale(3). */
 static void format_http_date(char date[DATE_MAX])
 {
-    static time_t formatted_at = (time_t)-1;
-    static char formatted[DATE_MAX];
     time_t now = time(NULL);
     struct tm utc;
 
-    if (now == (time_t)-1)
+    if (now == (time_t)-1 || gmtime_r(&now, &utc) == NULL)
         die("time");
-    if (now != formatted_at) {
-        if (gmtime_r(&now, &utc) == NULL)
-            die("gmtime_r");
-        strftime(formatted, DATE_MAX, "%a, %d %b %Y %H:%M:%S GMT", &utc);
-        formatted_at = now;
-    }
-    memcpy(date, formatted, DATE_MAX);
+    strftime(date, DATE_MAX, "%a, %d %b %Y %H:%M:%S GMT", &utc);
 }
 
 /* Every response says whether the connection stays open, RFC 9112,
@@ -632,13 +604,12 @@ static const int TIMEOUT_SECONDS[STATES] = {
     [CLOSING] = LINGER_SECONDS,
 };
 
-/* What a connection needs only while a request is under way: what the
-   client sent, the request parsed from it, and the response going out. */
+/* What the client sent, the request parsed from it, and the response
+   going out: what step 08's child kept on its stack. */
 struct buffers {
     struct received received;
     struct request request;
     struct outgoing outgoing;
-    struct buffers *next_free;
 };
 
 /* One client. In step 08 its child kept all this in local variables, and
@@ -651,7 +622,7 @@ struct connection {
     long long deadline; /* now_microseconds()'s clock */
     struct connection *previous; /* in the queue of its state */
     struct connection *next;
-    struct buffers *buffers; /* none while idle */
+    struct buffers *buffers;
     uint32_t events; /* what epoll watches for: EPOLLIN or EPOLLOUT */
     unsigned long served; /* requests answered on this connection */
     char peer[ENDPOINT_TEXT_MAX];
@@ -668,12 +639,7 @@ struct queue {
 struct server {
     int listener;
     int epoll;
-    size_t open; /* connections */
-    bool accepting; /* is epoll watching the listener? */
-    long long paused_until; /* if not: when we may try again, at the latest */
     struct queue queues[STATES];
-    struct buffers *free_buffers;
-    size_t free_count; /* on that list */
 };
 
 static void enqueue(struct queue *queue, struct connection *connection)
@@ -733,87 +699,42 @@ static void watch(struct server *server, struct connection *connection, uint32_t
 }
 
 /* A new connection: epoll watches it for bytes, and it has
-   REQUEST_TIMEOUT_SECONDS to send its first request, as in step 05. */
+   REQUEST_TIMEOUT_SECONDS to send its first request, as in step 05. Its
+   buffers are its own for as long as it lasts, as they were the child's
+   in step 08. */
 static void open_connection(struct server *server, int fd,
                             const struct sockaddr_in *peer)
 {
     struct connection *connection = calloc(1, sizeof *connection);
+    struct buffers *buffers = calloc(1, sizeof *buffers);
     struct epoll_event event = {.events = EPOLLIN, .data.ptr = connection};
 
-    if (connection == NULL) {
+    if (connection == NULL || buffers == NULL) {
         warn("calloc");
-        close_connection(fd);
-        return;
-    }
-    if (epoll_ctl(server->epoll, EPOLL_CTL_ADD, fd, &event) < 0) {
+    } else if (epoll_ctl(server->epoll, EPOLL_CTL_ADD, fd, &event) < 0) {
         warn("epoll_ctl");
-        free(connection);
-        close_connection(fd);
-        return;
-    }
-    connection->fd = fd;
-    connection->events = EPOLLIN;
-    format_endpoint(peer, connection->peer);
-    start_timeout(server, connection, READING);
-    server->open++;
-    printf("accepted %s on fd %d\n", connection->peer, fd);
-}
-
-/* Buffers given back are kept for the next connection that needs them:
-   free(3) may give the memory back to the kernel, and malloc(3) then ask
-   for it again, a system call each (M_TRIM_THRESHOLD in mallopt(3)). But
-   only FREE_BUFFERS_MAX of them: a crowd of slow clients would otherwise
-   leave the server holding its buffers for good. */
-static void give_back_buffers(struct server *server, struct connection *connection)
-{
-    if (connection->buffers == NULL)
-        return;
-    if (server->free_count == FREE_BUFFERS_MAX) {
-        free(connection->buffers);
     } else {
-        connection->buffers->next_free = server->free_buffers;
-        server->free_buffers = connection->buffers;
-        server->free_count++;
+        connection->fd = fd;
+        connection->buffers = buffers;
+        connection->events = EPOLLIN;
+        format_endpoint(peer, connection->peer);
+        start_timeout(server, connection, READING);
+        printf("accepted %s on fd %d\n", connection->peer, fd);
+        return;
     }
-    connection->buffers = NULL;
+    free(buffers);
+    free(connection);
+    close_connection(fd);
 }
 
 /* close(2) takes the descriptor out of epoll's set too, since it is the
-   last one of its socket: we never dup(2) it, nor fork(2). One connection
-   fewer: if we had stopped accepting, we may accept again. */
+   last one of its socket: we never dup(2) it, nor fork(2). */
 static void end_connection(struct server *server, struct connection *connection)
 {
     dequeue(&server->queues[connection->state], connection);
-    give_back_buffers(server, connection);
     close_connection(connection->fd);
+    free(connection->buffers);
     free(connection);
-    server->open--;
-    server->paused_until = 0;
-}
-
-/* A connection holds buffers from the first byte of a request to the end
-   of its response, so that ten thousand idle clients cost ten thousand
-   small structs, not ten thousand buffers of 76 KiB. If the connection
-   has none and there is no memory for them, it is closed: returns false. */
-static bool hold_buffers(struct server *server, struct connection *connection)
-{
-    struct buffers *buffers = server->free_buffers;
-
-    if (connection->buffers != NULL)
-        return true;
-    if (buffers != NULL) {
-        server->free_buffers = buffers->next_free;
-        server->free_count--;
-    } else if ((buffers = malloc(sizeof *buffers)) == NULL) {
-        warn("malloc");
-        end_connection(server, connection);
-        return false;
-    }
-    buffers->received.length = 0;
-    buffers->received.scanned = 0;
-    buffers->request = (struct request){0};
-    connection->buffers = buffers;
-    return true;
 }
 
 /* Closing a socket that has unread bytes makes the kernel send a reset,
@@ -836,7 +757,6 @@ static void close_after_response(struct server *server, struct connection *conne
     }
     if (shutdown(connection->fd, SHUT_WR) < 0)
         warn("shutdown");
-    give_back_buffers(server, connection);
     enter_state(server, connection, CLOSING);
 }
 
@@ -878,7 +798,6 @@ static enum after_response finish_response(struct server *server,
     forget_request(&buffers->received, used);
     buffers->request = (struct request){0};
     if (buffers->received.length == 0) {
-        give_back_buffers(server, connection);
         enter_state(server, connection, IDLE);
         return LET_GO;
     }
@@ -959,8 +878,6 @@ static void serve_requests(struct server *server, struct connection *connection)
    complete. */
 static void continue_reading(struct server *server, struct connection *connection)
 {
-    if (!hold_buffers(server, connection))
-        return;
     struct buffers *buffers = connection->buffers;
     struct rejection rejection =
         receive_more(connection->fd, &buffers->received, read_limit(&buffers->request));
@@ -976,8 +893,6 @@ static void continue_reading(struct server *server, struct connection *connectio
    a 408, since no request has begun (RFC 9112, section 9.5). */
 static void start_next_request(struct server *server, struct connection *connection)
 {
-    if (!hold_buffers(server, connection))
-        return;
     struct received *received = &connection->buffers->received;
     ssize_t count = receive(connection->fd, received->bytes, HEAD_MAX);
     if (count > 0) {
@@ -986,10 +901,8 @@ static void start_next_request(struct server *server, struct connection *connect
         serve_requests(server, connection);
         return;
     }
-    if (count < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-        give_back_buffers(server, connection);
+    if (count < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
         return;
-    }
     if (count == 0)
         printf("closed by the client\n");
     else
@@ -1019,8 +932,7 @@ static void time_out(struct server *server, struct connection *connection)
 {
     switch (connection->state) {
     case READING:
-        if (hold_buffers(server, connection))
-            respond(server, connection, reject(408, "timed out"));
+        respond(server, connection, reject(408, "timed out"));
         return;
     case WRITING:
         printf("dropped: the response was not read for %d seconds\n",
@@ -1051,62 +963,22 @@ static int create_epoll(int listener)
     return epoll;
 }
 
-/* Out of descriptors (EMFILE, ENFILE) or at CONNECTIONS_MAX, we cannot
-   take the next connection; but the listener stays ready, so
-   level-triggered epoll would wake us for it at once, again and again.
-   Rather than spin, we take the listener out of epoll's set until a
-   connection closes, or, with `until`, until then at the latest: the
-   clients wait in the listen queue meanwhile. */
-static void pause_accepting(struct server *server, long long until)
-{
-    if (epoll_ctl(server->epoll, EPOLL_CTL_DEL, server->listener, NULL) < 0)
-        die("epoll_ctl");
-    server->accepting = false;
-    server->paused_until = until;
-}
-
-/* When the listener may go back into epoll's set: never while it is
-   there already, or while CONNECTIONS_MAX are open (LLONG_MAX). */
-static long long accept_again_at(const struct server *server)
-{
-    if (server->accepting || server->open == CONNECTIONS_MAX)
-        return LLONG_MAX;
-    return server->paused_until;
-}
-
-static void resume_accepting(struct server *server)
-{
-    struct epoll_event event = {.events = EPOLLIN, .data.ptr = NULL};
-
-    if (now_microseconds() < accept_again_at(server))
-        return;
-    if (epoll_ctl(server->epoll, EPOLL_CTL_ADD, server->listener, &event) < 0)
-        die("epoll_ctl");
-    server->accepting = true;
-}
-
 /* Takes the connections that are queued, EVENTS_MAX at most, so that the
-   open connections get their turn too. */
+   open connections get their turn too. Out of descriptors (EMFILE), the
+   connection stays queued and the listener ready: epoll_wait(2) reports
+   it again at once, and the loop spins until a connection closes. Step
+   10 pauses instead. */
 static void accept_connections(struct server *server)
 {
-    for (int accepted = 0; accepted < EVENTS_MAX && server->accepting; accepted++) {
+    for (int accepted = 0; accepted < EVENTS_MAX; accepted++) {
         struct sockaddr_in peer;
         int fd = accept_connection(server->listener, &peer);
-        if (fd < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-            return;
         if (fd < 0) {
-            warn("accept4");
-            pause_accepting(server,
-                            now_microseconds() + (long long)ACCEPT_PAUSE_MILLISECONDS *
-                                                     MICROSECONDS_PER_MILLISECOND);
+            if (errno != EAGAIN && errno != EWOULDBLOCK)
+                warn("accept4");
             return;
         }
         open_connection(server, fd, &peer);
-        if (server->open == CONNECTIONS_MAX) {
-            printf("%d connections: accepting no more until one closes\n",
-                   CONNECTIONS_MAX);
-            pause_accepting(server, 0);
-        }
     }
 }
 
@@ -1115,7 +987,7 @@ static void accept_connections(struct server *server)
    (-1) if nothing has one. */
 static int next_timeout(const struct server *server)
 {
-    long long nearest = accept_again_at(server);
+    long long nearest = LLONG_MAX;
 
     for (int state = 0; state < STATES; state++) {
         const struct connection *first = server->queues[state].first;
@@ -1131,25 +1003,15 @@ static int next_timeout(const struct server *server)
                  MICROSECONDS_PER_MILLISECOND);
 }
 
-/* epoll_wait(2), and the log written when the server has nothing to do.
-   Flushing it at every turn of the loop would cost a write(2) a turn: so
-   we first wait LOG_FLUSH_MILLISECONDS, and flush only if nothing came
-   in that time. A busy server writes its log when stdio's buffer is
-   full, an idle one at once. Returns how many events there are. */
+/* epoll_wait(2), with the log written first: stdout is a file or a pipe
+   for most servers, and fully buffered, so a line waits in stdio's buffer
+   until we flush it. Before we sleep, as step 07 did before each wait for
+   a client. Returns how many events there are. */
 static int wait_for_events(int epoll, struct epoll_event events[EVENTS_MAX],
                            int timeout)
 {
-    int first = timeout >= 0 && timeout < LOG_FLUSH_MILLISECONDS
-                    ? timeout
-                    : LOG_FLUSH_MILLISECONDS;
-
-    int count = epoll_wait(epoll, events, EVENTS_MAX, first);
-    if (count == 0) {
-        flush_log();
-        if (timeout != first)
-            count = epoll_wait(epoll, events, EVENTS_MAX,
-                               timeout < 0 ? -1 : timeout - first);
-    }
+    flush_log();
+    int count = epoll_wait(epoll, events, EVENTS_MAX, timeout);
     if (count < 0 && errno != EINTR)
         die("epoll_wait");
     return count < 0 ? 0 : count;
@@ -1177,7 +1039,6 @@ static void serve_forever(struct server *server)
     struct epoll_event events[EVENTS_MAX];
 
     for (;;) {
-        resume_accepting(server);
         int count = wait_for_events(server->epoll, events, next_timeout(server));
         bool listener_ready = false;
         for (int i = 0; i < count; i++) {
@@ -1190,22 +1051,6 @@ static void serve_forever(struct server *server)
             accept_connections(server);
         expire_connections(server);
     }
-}
-
-/* Every connection is a descriptor, and a process can open no more than
-   RLIMIT_NOFILE. The soft limit, often 1024, is ours to raise up to the
-   hard limit (setrlimit(2)). */
-static void open_many_files(void)
-{
-    struct rlimit limit;
-
-    if (getrlimit(RLIMIT_NOFILE, &limit) < 0)
-        die("getrlimit");
-    limit.rlim_cur = limit.rlim_max;
-    if (setrlimit(RLIMIT_NOFILE, &limit) < 0)
-        warn("setrlimit RLIMIT_NOFILE");
-    else if (limit.rlim_cur != RLIM_INFINITY)
-        printf("can open %llu descriptors\n", (unsigned long long)limit.rlim_cur);
 }
 
 /* A client that hangs up before we write would otherwise kill the server
@@ -1224,7 +1069,6 @@ int main(int argc, char *argv[])
     struct sockaddr_in address = parse_arguments(argc, argv);
     char text[ENDPOINT_TEXT_MAX];
 
-    buffer_log();
     ignore_sigpipe();
     int listener = create_socket();
     bind_socket(listener, &address);
@@ -1232,9 +1076,7 @@ int main(int argc, char *argv[])
     format_endpoint(&address, text);
     printf("bound to %s\n", text);
     start_listening(listener);
-    open_many_files();
-    struct server server = {
-        .listener = listener, .epoll = create_epoll(listener), .accepting = true};
+    struct server server = {.listener = listener, .epoll = create_epoll(listener)};
     printf("listening on http://%s/\n", text);
     serve_forever(&server);
 }

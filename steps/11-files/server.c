@@ -1,5 +1,5 @@
 /*
- * Step 10: serving files.
+ * Step 11: serving files.
  *
  * GET and HEAD now answer with the files of a directory, ROOT. The
  * kernel keeps every path inside it: each file is opened relative to a
@@ -12,7 +12,7 @@
  * Content-Length, Last-Modified, and 304 when its copy is current.
  *
  * Needs Linux 5.6 or later (openat2).
- * Build and run:  make step-10 && ./step10 [PORT [ADDRESS [ROOT]]]
+ * Build and run:  make step-11 && ./step11 [PORT [ADDRESS [ROOT]]]
  */
 #define _GNU_SOURCE /* accept4(2), strptime(3), timegm(3) */
 
@@ -79,7 +79,7 @@ enum {
 /* The example site, relative to the top of the repository, where the
    README runs the server: from elsewhere, name a ROOT. Not ".": that
    would serve the whole repository, .git and all, to anyone who asks. */
-#define DEFAULT_ROOT "steps/10-files/site"
+#define DEFAULT_ROOT "steps/11-files/site"
 
 /* ==== The command line and the log ==== */
 
@@ -708,8 +708,8 @@ static int open_root(const char *path)
     if (root < 0) {
         fprintf(stderr,
                 "open %s: %s\n"
-                "ROOT is the directory to serve: run ./step10 from the top of the "
-                "repository to serve its example site, or name one: ./step10 8080 "
+                "ROOT is the directory to serve: run ./step11 from the top of the "
+                "repository to serve its example site, or name one: ./step11 8080 "
                 "127.0.0.1 DIRECTORY\n",
                 path, strerror(errno));
         exit(EXIT_USAGE);
@@ -1150,21 +1150,19 @@ static void open_connection(struct server *server, int fd,
 
     if (connection == NULL) {
         warn("calloc");
-        close_descriptor(fd);
-        return;
-    }
-    if (epoll_ctl(server->epoll, EPOLL_CTL_ADD, fd, &event) < 0) {
+    } else if (epoll_ctl(server->epoll, EPOLL_CTL_ADD, fd, &event) < 0) {
         warn("epoll_ctl");
-        free(connection);
-        close_descriptor(fd);
+    } else {
+        connection->fd = fd;
+        connection->events = EPOLLIN;
+        format_endpoint(peer, connection->peer);
+        start_timeout(server, connection, READING);
+        server->open++;
+        printf("accepted %s on fd %d\n", connection->peer, fd);
         return;
     }
-    connection->fd = fd;
-    connection->events = EPOLLIN;
-    format_endpoint(peer, connection->peer);
-    start_timeout(server, connection, READING);
-    server->open++;
-    printf("accepted %s on fd %d\n", connection->peer, fd);
+    free(connection);
+    close_descriptor(fd);
 }
 
 /* Buffers given back are kept for the next connection that needs them:

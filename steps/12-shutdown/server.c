@@ -1,5 +1,5 @@
 /*
- * Step 11: stopping without dropping anyone.
+ * Step 12: stopping without dropping anyone.
  *
  * SIGTERM (or Ctrl-C) no longer kills the server where it stands. The
  * signals are blocked and read from a signalfd(2) in the event loop, like
@@ -11,7 +11,7 @@
  * stops it at once.
  *
  * Needs Linux 5.6 or later (openat2).
- * Build and run:  make step-11 && ./step11 [PORT [ADDRESS [ROOT]]]
+ * Build and run:  make step-12 && ./step12 [PORT [ADDRESS [ROOT]]]
  */
 #define _GNU_SOURCE /* accept4(2), strptime(3), timegm(3) */
 
@@ -80,7 +80,7 @@ enum {
 /* The example site, relative to the top of the repository, where the
    README runs the server: from elsewhere, name a ROOT. Not ".": that
    would serve the whole repository, .git and all, to anyone who asks. */
-#define DEFAULT_ROOT "steps/10-files/site"
+#define DEFAULT_ROOT "steps/11-files/site"
 
 /* ==== The command line and the log ==== */
 
@@ -709,8 +709,8 @@ static int open_root(const char *path)
     if (root < 0) {
         fprintf(stderr,
                 "open %s: %s\n"
-                "ROOT is the directory to serve: run ./step11 from the top of the "
-                "repository to serve its example site, or name one: ./step11 8080 "
+                "ROOT is the directory to serve: run ./step12 from the top of the "
+                "repository to serve its example site, or name one: ./step12 8080 "
                 "127.0.0.1 DIRECTORY\n",
                 path, strerror(errno));
         exit(EXIT_USAGE);
@@ -1155,21 +1155,19 @@ static void open_connection(struct server *server, int fd,
 
     if (connection == NULL) {
         warn("calloc");
-        close_descriptor(fd);
-        return;
-    }
-    if (epoll_ctl(server->epoll, EPOLL_CTL_ADD, fd, &event) < 0) {
+    } else if (epoll_ctl(server->epoll, EPOLL_CTL_ADD, fd, &event) < 0) {
         warn("epoll_ctl");
-        free(connection);
-        close_descriptor(fd);
+    } else {
+        connection->fd = fd;
+        connection->events = EPOLLIN;
+        format_endpoint(peer, connection->peer);
+        start_timeout(server, connection, READING);
+        server->open++;
+        printf("accepted %s on fd %d\n", connection->peer, fd);
         return;
     }
-    connection->fd = fd;
-    connection->events = EPOLLIN;
-    format_endpoint(peer, connection->peer);
-    start_timeout(server, connection, READING);
-    server->open++;
-    printf("accepted %s on fd %d\n", connection->peer, fd);
+    free(connection);
+    close_descriptor(fd);
 }
 
 /* Buffers given back are kept for the next connection that needs them:

@@ -1,12 +1,12 @@
 #!/usr/bin/env bats
-# Step 11: SIGTERM (or SIGINT, Ctrl-C) stops the server without dropping
+# Step 12: SIGTERM (or SIGINT, Ctrl-C) stops the server without dropping
 # anyone. The first signal closes the listener (new clients are refused),
 # closes the connections that have not begun a request, and lets the
 # others finish, with "Connection: close"; then the server exits with
 # status 0. A second signal stops it at once, with status 1. (The drain's
 # deadline, DRAIN_SECONDS, 10 s, is tested by make faults.)
 #
-# Step 10 dies where it stands on SIGTERM: every test tagged ladder fails
+# Step 11 dies where it stands on SIGTERM: every test tagged ladder fails
 # on it.
 
 load helpers
@@ -73,7 +73,7 @@ open_answered_connection() {
     [ "$body" = "<h1>$PAGE_WORD</h1>"$'\n' ] ||
         fail_because "index.html on a keep-alive connection, before any signal" \
             "'$(head -c 100 <<<"$body")'" "curl -v http://127.0.0.1:8080/index.html" \
-            "book/11-shutdown.md, section 'Build and run'"
+            "book/12-shutdown.md, section 'Build and run'"
 }
 
 # Sends a signal to the server, and notes when (SIGNALLED_AT, in ms).
@@ -122,7 +122,7 @@ start_download() {
     [ "$(stat -c %s "$out")" -ge 262144 ] ||
         fail_because "a download of $1 under way (256 KiB of it within $WAIT_SECONDS s)" \
             "$(stat -c %s "$out") bytes" "curl --limit-rate $2 -o /dev/null http://127.0.0.1:8080$1" \
-            "book/11-shutdown.md, section 'What can go wrong'"
+            "book/12-shutdown.md, section 'What can go wrong'"
 }
 
 # Waits for the download to end (it may end after the server: curl still
@@ -144,7 +144,7 @@ unread_by_server() {
 # the signal comes.
 # bats test_tags=ladder
 @test "SIGTERM during a 64 MiB download: it completes intact, idle closed, new clients refused, exit 0" {
-    local try hint="book/11-shutdown.md, section 'The first signal: draining'"
+    local try hint="book/12-shutdown.md, section 'The first signal: draining'"
     make_root
     head -c 64M /dev/urandom >"$ROOT/big.bin"
     local expected got size closed_ms status
@@ -182,7 +182,7 @@ unread_by_server() {
     [ "$EXIT_STATUS" = 0 ] ||
         fail_because "exit status 0 once the download is done, within ${DRAIN_SECONDS} s of SIGTERM" \
             "${EXIT_STATUS:-still running} after $EXIT_MS ms" "$try" \
-            "book/11-shutdown.md, section 'The loop ends when the last connection does'"
+            "book/12-shutdown.md, section 'The loop ends when the last connection does'"
     wait_for_download
     status=$DOWNLOAD_STATUS
     got=$(sha256sum <"$BATS_TEST_TMPDIR/download" | cut -d' ' -f1)
@@ -196,12 +196,12 @@ unread_by_server() {
             "'$(grep -m 1 '^SIG' "$LOG" || echo none)'" "$try" "$hint"
     grep -Eq '^stopped; connections drained: 1$' "$LOG" ||
         fail_because "the last line 'stopped; connections drained: 1'" "'$(tail -n 1 "$LOG")'" "$try" \
-            "book/11-shutdown.md, section 'The loop ends when the last connection does'"
+            "book/12-shutdown.md, section 'The loop ends when the last connection does'"
 }
 
 # bats test_tags=ladder
 @test "SIGTERM with nothing under way: idle connections closed, exit 0 at once" {
-    local try hint="book/11-shutdown.md, section 'The first signal: draining'" status fresh
+    local try hint="book/12-shutdown.md, section 'The first signal: draining'" status fresh
     start_root_server
     try=$(by_hand_stop "nc 127.0.0.1 8080 & curl -s http://127.0.0.1:8080/ >/dev/null" "wait")
     open_answered_connection
@@ -214,7 +214,7 @@ unread_by_server() {
     [ "$EXIT_STATUS" = 0 ] ||
         fail_because "exit status 0 within 2 s of SIGTERM: no request was under way" \
             "${EXIT_STATUS:-still running} after $EXIT_MS ms" "$try" \
-            "book/11-shutdown.md, section 'The loop ends when the last connection does'"
+            "book/12-shutdown.md, section 'The loop ends when the last connection does'"
     status=0
     timeout 1 cat <&"$fresh" >/dev/null || status=$?
     [ "$status" -eq 0 ] ||
@@ -224,7 +224,7 @@ unread_by_server() {
             "'$(grep -m 1 '^SIG' "$LOG" || echo none)'" "$try" "$hint"
     grep -Eq '^stopped; connections drained: 0$' "$LOG" ||
         fail_because "the last line 'stopped; connections drained: 0'" "'$(tail -n 1 "$LOG")'" "$try" \
-            "book/11-shutdown.md, section 'The loop ends when the last connection does'"
+            "book/12-shutdown.md, section 'The loop ends when the last connection does'"
 }
 
 # bats test_tags=ladder
@@ -237,17 +237,17 @@ unread_by_server() {
     wait_for_exit 2
     [ "$EXIT_STATUS" = 0 ] ||
         fail_because "exit status 0 within 2 s of SIGINT" "${EXIT_STATUS:-still running} after $EXIT_MS ms" \
-            "$try" "book/11-shutdown.md, section 'Signals as bytes'"
+            "$try" "book/12-shutdown.md, section 'Signals as bytes'"
     grep -Eq '^SIGINT: accepting no more; idle connections closed: 1; to finish: 0$' "$LOG" ||
         fail_because "the line 'SIGINT: accepting no more; idle connections closed: 1; to finish: 0'" \
-            "'$(grep -m 1 '^SIG' "$LOG" || echo none)'" "$try" "book/11-shutdown.md, section 'Signals as bytes'"
+            "'$(grep -m 1 '^SIG' "$LOG" || echo none)'" "$try" "book/12-shutdown.md, section 'Signals as bytes'"
 }
 
 # A request whose head is half sent has begun: it is not dropped, but
 # answered once the rest comes, and its response says Connection: close.
 # bats test_tags=ladder
 @test "a request half sent when SIGTERM comes is answered, with Connection: close" {
-    local try hint="book/11-shutdown.md, section 'Connection: close'" fd deadline answer
+    local try hint="book/12-shutdown.md, section 'Connection: close'" fd deadline answer
     start_root_server
     try=$(by_hand_stop "(printf 'GET / HTTP/1.1\\r\\nHost: x\\r\\n'; sleep 1; printf '\\r\\n'; sleep 1) | nc 127.0.0.1 8080 & sleep 0.5" "wait")
     exec {fd}<>"/dev/tcp/127.0.0.1/$PORT"
@@ -260,10 +260,10 @@ unread_by_server() {
     signal_server TERM
     wait_for_log '^SIGTERM: ' >/dev/null ||
         fail_because "the line 'SIGTERM: accepting no more; ...' while a request is half sent" \
-            "$(server_state)" "$try" "book/11-shutdown.md, section 'The first signal: draining'"
+            "$(server_state)" "$try" "book/12-shutdown.md, section 'The first signal: draining'"
     grep -Eq '^SIGTERM: accepting no more; idle connections closed: 0; to finish: 1$' "$LOG" ||
         fail_because "the line 'SIGTERM: accepting no more; idle connections closed: 0; to finish: 1'" \
-            "'$(grep -m 1 '^SIG' "$LOG" || echo none)'" "$try" "book/11-shutdown.md, section 'The first signal: draining'"
+            "'$(grep -m 1 '^SIG' "$LOG" || echo none)'" "$try" "book/12-shutdown.md, section 'The first signal: draining'"
     printf '\r\n' >&"$fd"
     answer=$(timeout "$WAIT_SECONDS" cat <&"$fd" | tr -d '\r')
     [[ $answer == "HTTP/1.1 200 OK"* ]] && grep -qx "<h1>$PAGE_WORD</h1>" <<<"$answer" ||
@@ -276,12 +276,12 @@ unread_by_server() {
     [ "$EXIT_STATUS" = 0 ] && grep -Eq '^stopped; connections drained: 1$' "$LOG" ||
         fail_because "exit status 0 and 'stopped; connections drained: 1' once the response is out" \
             "${EXIT_STATUS:-still running} after $EXIT_MS ms; last line '$(tail -n 1 "$LOG")'" "$try" \
-            "book/11-shutdown.md, section 'The loop ends when the last connection does'"
+            "book/12-shutdown.md, section 'The loop ends when the last connection does'"
 }
 
 # bats test_tags=ladder
 @test "a second SIGTERM stops the server at once, with status 1, mid-download" {
-    local try hint="book/11-shutdown.md, section 'A second signal, or the deadline'" status
+    local try hint="book/12-shutdown.md, section 'A second signal, or the deadline'" status
     make_root
     head -c 32M /dev/zero >"$ROOT/big.bin"
     start_server listening 0 127.0.0.1 "$ROOT"
@@ -291,7 +291,7 @@ unread_by_server() {
     signal_server TERM
     wait_for_log '^SIGTERM: ' >/dev/null ||
         fail_because "the line 'SIGTERM: accepting no more; ...'" "$(server_state)" "$try" \
-            "book/11-shutdown.md, section 'The first signal: draining'"
+            "book/12-shutdown.md, section 'The first signal: draining'"
     signal_server TERM
     wait_for_exit 1
     [ "$EXIT_STATUS" = 1 ] ||
@@ -327,7 +327,7 @@ unread_by_server() {
     [ "$EXIT_STATUS" = 0 ] ||
         fail_because "exit status 0: the idle connection closed, or answered, and nothing else" \
             "${EXIT_STATUS:-still running} after $EXIT_MS ms" "$try" \
-            "book/11-shutdown.md, section 'The first signal: draining'"
+            "book/12-shutdown.md, section 'The first signal: draining'"
 }
 
 # What the kernel sees: the signals blocked, then a signalfd for them.
@@ -335,7 +335,7 @@ unread_by_server() {
     make_root
     start_traced_server rt_sigprocmask,signalfd4,signalfd listening 0 127.0.0.1 "$ROOT"
     local try="strace -e trace=rt_sigprocmask,signalfd4 $SERVER_NAME 8080 & sleep 0.5; kill -TERM \$!"
-    local hint="book/11-shutdown.md, section 'The system calls: sigprocmask(2) and signalfd(2)'"
+    local hint="book/12-shutdown.md, section 'The system calls: sigprocmask(2) and signalfd(2)'"
     # The sets hold INT and TERM, and maybe more (an exercise adds QUIT).
     local blocked made
     blocked=$(grep -Eo 'rt_sigprocmask\(SIG_BLOCK, \[[A-Z0-9 ]*\]' "$TRACE" | grep -w INT | grep -w TERM | head -n 1)

@@ -1,6 +1,6 @@
 #!/usr/bin/env bats
-# Step 10: GET and HEAD serve the files of a directory, ROOT, the third
-# argument (./step10 PORT ADDRESS ROOT), and nothing outside it, whatever
+# Step 11: GET and HEAD serve the files of a directory, ROOT, the third
+# argument (./step11 PORT ADDRESS ROOT), and nothing outside it, whatever
 # the path says. Files go out with sendfile(2) inside the event loop: a
 # large one to a slow reader holds up nobody. The head says what a browser
 # needs: Content-Type, Content-Length, Last-Modified, and 304 Not Modified.
@@ -68,19 +68,19 @@ status_of() {
     status=$(fetch "http://127.0.0.1:$PORT/data.bin")
     [ "$status" = 200 ] ||
         fail_because "200 for GET /data.bin, a file of ROOT" "status '$status': $(curl_said)" "$try" \
-            "book/10-files.md, section 'A file beneath ROOT'"
+            "book/11-files.md, section 'A file beneath ROOT'"
     [ "$(field Content-Length)" = 100000 ] ||
         fail_because "Content-Length: 100000, the file's size (fstat)" "'$(field Content-Length)'" "$try" \
-            "book/10-files.md, section 'The head, then the file'"
+            "book/11-files.md, section 'The head, then the file'"
     cmp -s "$BATS_TEST_TMPDIR/body" "$ROOT/data.bin" ||
         fail_because "the file's 100000 bytes, as they are" \
             "$(wc -c <"$BATS_TEST_TMPDIR/body") bytes, $(cmp "$BATS_TEST_TMPDIR/body" "$ROOT/data.bin" 2>&1 | head -n 1)" \
-            "$try" "book/10-files.md, section 'The head, then the file'"
+            "$try" "book/11-files.md, section 'The head, then the file'"
     status=$(fetch "http://127.0.0.1:$PORT/")
     [ "$status" = 200 ] && [ "$(cat "$BATS_TEST_TMPDIR/body")" = "<h1>$PAGE_WORD</h1>" ] ||
         fail_because "ROOT/index.html for GET /: <h1>$PAGE_WORD</h1>" \
             "status $status, '$(head -c 80 "$BATS_TEST_TMPDIR/body")'" \
-            "$(by_hand_root "curl -i http://127.0.0.1:8080/")" "book/10-files.md, section 'A file beneath ROOT'"
+            "$(by_hand_root "curl -i http://127.0.0.1:8080/")" "book/11-files.md, section 'A file beneath ROOT'"
 }
 
 # What the kernel does for the server, seen by strace: the file is opened
@@ -100,15 +100,15 @@ status_of() {
     opened=$(grep -m 1 'openat2([0-9]*, "data.bin"' "$TRACE")
     [[ $opened == *RESOLVE_BENEATH* ]] && [[ $opened == *RESOLVE_NO_MAGICLINKS* ]] ||
         fail_because 'openat2(ROOT, "data.bin", {... resolve=RESOLVE_NO_MAGICLINKS|RESOLVE_BENEATH}, 24)' \
-            "${opened:-no openat2 of data.bin in the trace}" "$try" "book/10-files.md, section 'A file beneath ROOT'"
+            "${opened:-no openat2 of data.bin in the trace}" "$try" "book/11-files.md, section 'A file beneath ROOT'"
     sent=$(grep -E 'sendfile\([0-9]+, [0-9]+, \[0\] => \[[0-9]+\]' "$TRACE" | head -n 1)
     [ -n "$sent" ] ||
         fail_because "sendfile(SOCKET, FILE, [0] => [N], ...) for the file's bytes" \
-            "$(grep -E 'sendfile|write\(' "$TRACE" | head -n 3)" "$try" "book/10-files.md, section 'The head, then the file'"
+            "$(grep -E 'sendfile|write\(' "$TRACE" | head -n 3)" "$try" "book/11-files.md, section 'The head, then the file'"
     ! grep -qE '^[0-9]+ +write\([0-9]+, .{100}' "$TRACE" ||
         fail_because "no write(2) of the file's bytes: sendfile sends them" \
             "$(grep -E '^[0-9]+ +write\(' "$TRACE" | head -n 1 | cut -c 1-100)" "$try" \
-            "book/10-files.md, section 'The head, then the file'"
+            "book/11-files.md, section 'The head, then the file'"
 }
 
 # bats test_tags=ladder,part:files
@@ -130,7 +130,7 @@ status_of() {
         [ "$type" = "${types[$name]}" ] ||
             NO_SERVER_LOG=1 fail_because "Content-Type: ${types[$name]} for /$name" "'$type'" \
                 "$(by_hand_root "curl -sI http://127.0.0.1:8080/$name")" \
-                "book/10-files.md, section 'The head, then the file'" || failed=$((failed + 1))
+                "book/11-files.md, section 'The head, then the file'" || failed=$((failed + 1))
     done
     [ "$failed" -eq 0 ]
 }
@@ -148,10 +148,10 @@ status_of() {
     try=$(by_hand_root "printf 'HEAD /data.bin HTTP/1.1\\r\\nHost: x\\r\\n\\r\\nGET / HTTP/1.1\\r\\nHost: x\\r\\nConnection: close\\r\\n\\r\\n' | nc 127.0.0.1 8080")
     grep -qx 'Content-Length: 5000' <<<"$answer" ||
         fail_because "Content-Length: 5000 in the HEAD's head" "$(head -n 8 <<<"$answer" | tr '\n' '|')" "$try" \
-            "book/10-files.md, section 'The head, then the file'"
+            "book/11-files.md, section 'The head, then the file'"
     [ "$(grep -c '^HTTP/1.1 200' <<<"$answer")" -eq 2 ] && [ "$(tail -n 1 <<<"$answer")" = "<h1>$PAGE_WORD</h1>" ] ||
         fail_because "the HEAD's head, then at once the GET's response (no body after HEAD)" \
-            "$(head -c 400 <<<"$answer" | tr '\n' '|')" "$try" "book/10-files.md, section 'The head, then the file'"
+            "$(head -c 400 <<<"$answer" | tr '\n' '|')" "$try" "book/11-files.md, section 'The head, then the file'"
 }
 
 # The head is written first, the file after it: sent as two small packets,
@@ -171,20 +171,20 @@ status_of() {
         fail_because "ten requests for style.css, one after the other on one connection, in less than 200 ms" \
             "$total s in all: $(curl -s "${outputs[@]}" -w '%{time_total} ' "${urls[@]}")" \
             "$(by_hand_root "curl -s -o /dev/null -o /dev/null -w '%{time_total}\\n' http://127.0.0.1:8080/style.css http://127.0.0.1:8080/style.css")" \
-            "book/10-files.md, section 'The head, then the file'"
+            "book/11-files.md, section 'The head, then the file'"
 }
 
 # bats test_tags=ladder,part:files
-@test "without ROOT, the server serves the example site of step 10" {
-    [ -d steps/10-files/site ] || skip "run from the top of the repository (tests/check does)"
+@test "without ROOT, the server serves the example site of step 11" {
+    [ -d steps/11-files/site ] || skip "run from the top of the repository (tests/check does)"
     start_server listening 0
     local status
     status=$(fetch "http://127.0.0.1:$PORT/guide/")
     [ "$status" = 200 ] && grep -q 'A guide to this site' "$BATS_TEST_TMPDIR/body" ||
-        fail_because "200 and steps/10-files/site/guide/index.html for GET /guide/" \
+        fail_because "200 and steps/11-files/site/guide/index.html for GET /guide/" \
             "status $status, '$(head -c 80 "$BATS_TEST_TMPDIR/body")'" \
             "$SERVER_NAME 8080 & sleep 0.5; curl -i http://127.0.0.1:8080/guide/; kill \$!" \
-            "book/10-files.md, section 'Build and run'"
+            "book/11-files.md, section 'Build and run'"
 }
 
 # bats test_tags=part:files
@@ -194,7 +194,7 @@ status_of() {
     [ "$status" -eq 2 ] && grep -q "$missing" "$BATS_TEST_TMPDIR/err" ||
         fail_because "exit status 2, and a line on stderr that names $missing" \
             "status $status, stderr: $(head -c 300 "$BATS_TEST_TMPDIR/err")" \
-            "$SERVER_NAME 0 127.0.0.1 /no/such/directory; echo \$?" "book/10-files.md, section 'Opening ROOT'"
+            "$SERVER_NAME 0 127.0.0.1 /no/such/directory; echo \$?" "book/11-files.md, section 'Opening ROOT'"
 }
 
 # strace can make a system call fail: here openat2, as on Linux before 5.6.
@@ -209,7 +209,7 @@ status_of() {
         fail_because "an exit at start, and a line on stderr that names openat2 and Linux 5.6" \
             "status $status, stderr: $(head -c 300 "$BATS_TEST_TMPDIR/err")" \
             "strace -qq -o /dev/null -e inject=openat2:error=ENOSYS $SERVER_NAME 0; echo \$?" \
-            "book/10-files.md, section 'A file beneath ROOT'"
+            "book/11-files.md, section 'A file beneath ROOT'"
 }
 
 # The list of targets that try to leave ROOT, one a line: how it tries, a
@@ -279,13 +279,13 @@ LIST
             NO_SERVER_LOG=1 fail_because "an error (400, 403 or 404) without the file, for $how: GET ${target:0:120}" \
                 "status '$status': $(head -c 300 <<<"$answer" | tr '\r\n' '  ')" \
                 "$(by_hand_root "printf 'GET %s HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n' '${target//\\/\\\\}' | nc -q 1 127.0.0.1 8080")" \
-                "book/10-files.md, section 'Path traversal'" || failed=$((failed + 1))
+                "book/11-files.md, section 'Path traversal'" || failed=$((failed + 1))
         fi
     done < <(traversals)
-    [ "$count" -gt 40 ] || fail_because "the whole list of traversals" "only $count" "grep -c . tests/10-files.bats"
+    [ "$count" -gt 40 ] || fail_because "the whole list of traversals" "only $count" "grep -c . tests/11-files.bats"
     [ "$failed" -eq 0 ] ||
         fail_because "an error for all $count ways out of ROOT" "$failed of them did not get one: each is explained above" \
-            "$(check_command)" "book/10-files.md, section 'What the kernel guarantees'"
+            "$(check_command)" "book/11-files.md, section 'What the kernel guarantees'"
 }
 
 # bats test_tags=part:paths
@@ -297,7 +297,7 @@ LIST
         [ "$status" = "$expected" ] ||
             NO_SERVER_LOG=1 fail_because "$expected for GET $target" "'$status'" \
                 "$(by_hand_root "curl -i --path-as-is 'http://127.0.0.1:8080$target'")" \
-                "book/10-files.md, section 'Percent-decoding, once'" || failed=$((failed + 1))
+                "book/11-files.md, section 'Percent-decoding, once'" || failed=$((failed + 1))
     done <<'LIST'
 400 /index.html%00
 400 /%00
@@ -321,12 +321,12 @@ LIST
     [ "$status" = 200 ] && [ "$(cat "$BATS_TEST_TMPDIR/body")" = "<p>guide $PAGE_WORD</p>" ] ||
         fail_because "200 and guide/index.html for /inside, a link to guide/index.html inside ROOT" \
             "status $status, '$(head -c 80 "$BATS_TEST_TMPDIR/body")'" \
-            "$(by_hand_root "curl -i http://127.0.0.1:8080/inside")" "book/10-files.md, section 'What the kernel guarantees'"
+            "$(by_hand_root "curl -i http://127.0.0.1:8080/inside")" "book/11-files.md, section 'What the kernel guarantees'"
     status=$(fetch "http://127.0.0.1:$PORT/up")
     [[ $status == 4?? ]] && ! grep -q "$SECRET_WORD" "$BATS_TEST_TMPDIR/body" ||
         fail_because "an error for /up, a link to ../secret.txt outside ROOT" \
             "status $status, '$(head -c 80 "$BATS_TEST_TMPDIR/body")'" \
-            "$(by_hand_root "curl -i http://127.0.0.1:8080/up")" "book/10-files.md, section 'What the kernel guarantees'"
+            "$(by_hand_root "curl -i http://127.0.0.1:8080/up")" "book/11-files.md, section 'What the kernel guarantees'"
 }
 
 # /proc/self holds magic links (root, cwd, fd/N, exe): each leads to a
@@ -343,7 +343,7 @@ LIST
             NO_SERVER_LOG=1 fail_because "an error for GET $target with ROOT=/proc/self (a magic link)" \
                 "$(head -c 200 <<<"$answer" | tr '\r\n' '  ')" \
                 "$(by_hand_root "curl -i http://127.0.0.1:8080$target" /proc/self)" \
-                "book/10-files.md, section 'What the kernel guarantees'" || failed=$((failed + 1))
+                "book/11-files.md, section 'What the kernel guarantees'" || failed=$((failed + 1))
     done
     [ "$failed" -eq 0 ]
 }
@@ -356,21 +356,21 @@ LIST
     [ "$status" = 200 ] && grep -q "$PAGE_WORD" "$BATS_TEST_TMPDIR/body" ||
         fail_because "200 and the file 'read me.txt' for GET /read%20me.txt" \
             "status $status, '$(head -c 80 "$BATS_TEST_TMPDIR/body")'" \
-            "$(by_hand_root "curl -i 'http://127.0.0.1:8080/read%20me.txt'")" "book/10-files.md, section 'Percent-decoding, once'"
+            "$(by_hand_root "curl -i 'http://127.0.0.1:8080/read%20me.txt'")" "book/11-files.md, section 'Percent-decoding, once'"
     status=$(fetch "http://127.0.0.1:$PORT/guide/")
     [ "$status" = 200 ] && [ "$(cat "$BATS_TEST_TMPDIR/body")" = "<p>guide $PAGE_WORD</p>" ] ||
         fail_because "200 and guide/index.html for GET /guide/" \
             "status $status, '$(head -c 80 "$BATS_TEST_TMPDIR/body")'" \
-            "$(by_hand_root "curl -i http://127.0.0.1:8080/guide/")" "book/10-files.md, section 'Directories'"
+            "$(by_hand_root "curl -i http://127.0.0.1:8080/guide/")" "book/11-files.md, section 'Directories'"
     try=$(by_hand_root "curl -i 'http://127.0.0.1:8080/guide?x=1'")
     status=$(fetch "http://127.0.0.1:$PORT/guide?x=1")
     [ "$status" = 301 ] && [ "$(field Location)" = /guide/ ] ||
         fail_because "301 and Location: /guide/ for GET /guide?x=1 (a folder, without its slash)" \
-            "status $status, Location '$(field Location)'" "$try" "book/10-files.md, section 'Directories'"
+            "status $status, Location '$(field Location)'" "$try" "book/11-files.md, section 'Directories'"
     status=$(fetch "http://127.0.0.1:$PORT/deep/")
     [ "$status" = 404 ] ||
         fail_because "404 for GET /deep/, a folder without index.html (no listing)" "status $status" \
-            "$(by_hand_root "curl -i http://127.0.0.1:8080/deep/")" "book/10-files.md, section 'Directories'"
+            "$(by_hand_root "curl -i http://127.0.0.1:8080/deep/")" "book/11-files.md, section 'Directories'"
 }
 
 # Opening a FIFO for reading waits for a writer: a server that does not
@@ -390,13 +390,13 @@ LIST
         status=$(fetch "http://127.0.0.1:$PORT/$name")
         [ "$status" = 404 ] ||
             fail_because "404 for GET /$name, a $name in ROOT (not a regular file)" "status '$status': $(curl_said)" \
-                "$(by_hand_root "curl -i http://127.0.0.1:8080/$name")" "book/10-files.md, section 'Only regular files'"
+                "$(by_hand_root "curl -i http://127.0.0.1:8080/$name")" "book/11-files.md, section 'Only regular files'"
     done
     status=$(fetch "http://127.0.0.1:$PORT/")
     [ "$status" = 200 ] ||
         fail_because "200 for GET / after the FIFO and the socket" "status '$status': $(curl_said)" \
             "$(by_hand_root "curl -i http://127.0.0.1:8080/pipe; curl -i http://127.0.0.1:8080/")" \
-            "book/10-files.md, section 'Only regular files'"
+            "book/11-files.md, section 'Only regular files'"
 }
 
 # bats test_tags=ladder,part:headers
@@ -408,17 +408,17 @@ LIST
     status=$(fetch "http://127.0.0.1:$PORT/style.css")
     [ "$status" = 200 ] && [ "$(field Last-Modified)" = "$date" ] ||
         fail_because "200 and Last-Modified: $date (the file's mtime, touch -d)" \
-            "status $status, Last-Modified '$(field Last-Modified)'" "$try" "book/10-files.md, section 'Last-Modified'"
+            "status $status, Last-Modified '$(field Last-Modified)'" "$try" "book/11-files.md, section 'Last-Modified'"
     local since expected failed=0
     while IFS=$'\t' read -r expected since; do
         try=$(by_hand_root "curl -si -H 'If-Modified-Since: $since' http://127.0.0.1:8080/style.css")
         status=$(fetch -H "If-Modified-Since: $since" "http://127.0.0.1:$PORT/style.css")
         if [ "$status" != "$expected" ]; then
             NO_SERVER_LOG=1 fail_because "$expected for If-Modified-Since: $since" "$status" "$try" \
-                "book/10-files.md, section '304 Not Modified'" || failed=$((failed + 1))
+                "book/11-files.md, section '304 Not Modified'" || failed=$((failed + 1))
         elif [ "$status" = 304 ] && [ -s "$BATS_TEST_TMPDIR/body" ]; then
             NO_SERVER_LOG=1 fail_because "no body with 304" "$(wc -c <"$BATS_TEST_TMPDIR/body") bytes" "$try" \
-                "book/10-files.md, section '304 Not Modified'" || failed=$((failed + 1))
+                "book/11-files.md, section '304 Not Modified'" || failed=$((failed + 1))
         fi
     done <<'LIST'
 304	Sat, 03 Feb 2001 04:05:06 GMT
@@ -443,7 +443,7 @@ LIST
 @test "a 64 MiB file arrives intact while another client is answered within 200 ms" {
     start_site
     head -c 64M /dev/urandom >"$ROOT/big.bin"
-    local slow line expected got best=9 took hint="book/10-files.md, section 'A piece at a time'"
+    local slow line expected got best=9 took hint="book/11-files.md, section 'A piece at a time'"
     local try
     try=$(by_hand_root "(printf 'GET /big.bin HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n'; sleep 3) | nc 127.0.0.1 8080 | head -c 100 & time curl -s http://127.0.0.1:8080/")
     expected=$(sha256sum <"$ROOT/big.bin" | cut -d' ' -f1)
@@ -483,7 +483,7 @@ LIST
     [ "$got" = "$expected" ] ||
         fail_because "the whole 60 MiB file at 10 MiB/s (sha256 $expected)" \
             "sha256 $got; $(grep -m 1 '^dropped' "$LOG" || echo 'the server logged no drop')" "$try" \
-            "book/10-files.md, section 'A piece at a time'"
+            "book/11-files.md, section 'A piece at a time'"
 }
 
 # bats test_tags=part:files
@@ -503,11 +503,11 @@ LIST
     [ "$status" -eq 0 ] && [ "$got" -lt 16777216 ] ||
         fail_because "the connection closed, before 16 MiB, when the file shrank to 1 MiB" \
             "$got bytes$([ "$status" -eq 0 ] || echo ", and still open after $WAIT_SECONDS s")" "$try" \
-            "book/10-files.md, section 'A piece at a time'"
+            "book/11-files.md, section 'A piece at a time'"
     status=$(fetch "http://127.0.0.1:$PORT/")
     [ "$status" = 200 ] ||
         fail_because "200 for GET / after the file shrank" "status '$status': $(curl_said)" "$try" \
-            "book/10-files.md, section 'A piece at a time'"
+            "book/11-files.md, section 'A piece at a time'"
 }
 
 # bats test_tags=part:files
@@ -531,5 +531,5 @@ LIST
         fail_because "$before descriptors open once the clients are gone, as before them" \
             "$after: $(find "/proc/$SERVER_PID/fd" -lname "$ROOT/*" | wc -l) of them files of ROOT" \
             "$(by_hand_root "curl -s http://127.0.0.1:8080/big.bin | head -c 1 >/dev/null; ls -l /proc/\$!/fd")" \
-            "book/10-files.md, section 'A piece at a time'"
+            "book/11-files.md, section 'A piece at a time'"
 }
