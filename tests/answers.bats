@@ -318,8 +318,8 @@ limit_descriptors() {
 }
 
 # bats test_tags=exercise
-@test "09-accepting-again: says when it watches the listener again, and how many connections are open" {
-    use_answer 09-accepting-again
+@test "10-accepting-again: says when it watches the listener again, and how many connections are open" {
+    use_answer 10-accepting-again
     start_server listening 0
     limit_descriptors "$SERVER_PID" 1
     local fds=() fd line
@@ -336,12 +336,12 @@ limit_descriptors() {
         fail_because "a line like 'accepting again: 1 of 16384 connections open' once accept4 failed" \
             "'${line:-no such line}'; the log: $(grep -c 'Too many open files' "$LOG") accept4 failures" \
             "$SERVER_NAME 8080 & sleep 0.5; prlimit --pid \$! --nofile=7:7; exec 3<>/dev/tcp/127.0.0.1/8080 4<>/dev/tcp/127.0.0.1/8080" \
-            "book/09-epoll.md, section 'Exercises'"
+            "book/10-tuned.md, section 'Exercises'"
 }
 
 # bats test_tags=exercise
-@test "09-idle-first: out of descriptors, a new client is served at once, in place of an idle connection" {
-    use_answer 09-idle-first
+@test "10-idle-first: out of descriptors, a new client is served at once, in place of an idle connection" {
+    use_answer 10-idle-first
     start_server listening 0
     limit_descriptors "$SERVER_PID" 2
     local fds=() fd i said
@@ -360,10 +360,10 @@ limit_descriptors() {
         fail_because "200 within 1 s for curl, while two idle connections hold the last descriptors" \
             "'${said:-nothing}' (000: no answer within 1 s)" \
             "$SERVER_NAME 8080 & sleep 0.5; prlimit --pid \$! --nofile=7:7; (two clients that ask for / and stay); curl -m 1 http://127.0.0.1:8080/" \
-            "book/09-epoll.md, section 'Exercises'"
+            "book/10-tuned.md, section 'Exercises'"
     wait_for_log '^closed: idle, to make room$' >/dev/null ||
         fail_because "a line 'closed: idle, to make room'" "$(grep -c '^closed' "$LOG") 'closed' line(s)" \
-            "the same" "book/09-epoll.md, section 'Exercises'"
+            "the same" "book/10-tuned.md, section 'Exercises'"
 }
 
 # A ROOT of one file, style.css, for the answers of step 11.
@@ -588,12 +588,12 @@ step_tests_pass() {
     step_tests_pass 08-cpu-time
 }
 
-@test "09-accepting-again passes the tests of steps 01 to 09" {
-    step_tests_pass 09-accepting-again
+@test "10-accepting-again passes the tests of steps 01 to 10" {
+    step_tests_pass 10-accepting-again
 }
 
-@test "09-idle-first passes the tests of steps 01 to 09" {
-    step_tests_pass 09-idle-first
+@test "10-idle-first passes the tests of steps 01 to 10" {
+    step_tests_pass 10-idle-first
 }
 
 @test "10-etag passes the tests of steps 01 to 11" {

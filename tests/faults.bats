@@ -591,7 +591,7 @@ send_flood() {
     rss_after=$(resident_kb)
     requests=$(sed -n 's/^ *\([0-9][0-9]*\) requests in.*/\1/p' <<<"$out")
     report "wrk -c 200, keep-alive: $requests requests; descriptors $fds_before -> $fds_after;" \
-        "VmRSS $rss_before -> $rss_after KiB (the buffers of busy connections stay in the free list)"
+        "VmRSS $rss_before -> $rss_after KiB (what busy connections used stays in the heap, or from step 10 in the free list)"
     if grep -Eq 'Non-2xx|Socket errors' <<<"$out" || [ -z "$requests" ] || [ "$requests" -eq 0 ]; then
         fail_because "only 200 answers, and no socket error" "$out" \
             "wrk -c 200 -d 2s http://127.0.0.1:8080/"

@@ -34,8 +34,8 @@ hints() {
 part_sections() {
     awk -F'\t' '!/^#/ && NF >= 5 { print $1 "\t" $5 }' tests/workshop/parts |
         while IFS=$'\t' read -r step section; do
-            # The chapter named as the step's tests are: book/09-epoll.md,
-            # not book/09-speed.md, which follows it.
+            # The chapter named as the step's tests are: book/09-epoll.md
+            # for tests/09-epoll.bats.
             printf '%s\t%s\n' "book/$(basename tests/"$step"-*.bats .bats).md" "$section"
         done
 }

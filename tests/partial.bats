@@ -124,8 +124,8 @@ part_has_its_own_green() {
     part_has_its_own_green 09 loop
 }
 
-@test "09 part 2, full-socket: green for its tests, red for part 3's" {
-    part_has_its_own_green 09 full-socket
+@test "10 part 1, descriptors: green for its tests, red for part 2's" {
+    part_has_its_own_green 10 descriptors
 }
 
 @test "every part but the last has a server written up to it here" {
