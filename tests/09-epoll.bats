@@ -40,12 +40,6 @@ fetch_parallel() {
         -w '%{http_code} %{num_connects} %{local_port}\n' 2>/dev/null || true
 }
 
-# The CPU time the server has used, in clock ticks (utime + stime,
-# proc(5)).
-cpu_ticks() {
-    sed 's/^.*) //' "/proc/$SERVER_PID/stat" | awk '{ print $12 + $13 }'
-}
-
 # How often the server is runnable (state R, proc(5)): running, or waiting
 # for a processor. Looks SAMPLES times, 50 ms apart; prints how many
 # times it was. A server asleep in epoll_wait is S; one that spins is R,

@@ -6,12 +6,6 @@
 
 load helpers
 
-# The CPU time the server has used, in clock ticks (utime + stime,
-# proc(5)).
-cpu_ticks() {
-    sed 's/^.*) //' "/proc/$SERVER_PID/stat" | awk '{ print $12 + $13 }'
-}
-
 # The server's resident memory, in KiB (VmRSS, proc(5)).
 resident_kib() {
     awk '$1 == "VmRSS:" { print $2 }' "/proc/$SERVER_PID/status"

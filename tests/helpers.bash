@@ -312,6 +312,12 @@ await_stage() {
     PORT=$(grep -E -o ':[0-9]+' <<<"$line" | tail -n 1 | tr -d :)
 }
 
+# The CPU time the server has used, in clock ticks (utime + stime,
+# proc(5)).
+cpu_ticks() {
+    sed 's/^.*) //' "/proc/$SERVER_PID/stat" | awk '{ print $12 + $13 }'
+}
+
 # How the server ended, if it did, in words: "the server was killed by
 # SIGSEGV". Empty while it runs. Only the test's own shell can wait(2) for
 # the server, so the first call there keeps the answer in a file for the
