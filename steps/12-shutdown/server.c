@@ -149,7 +149,7 @@ static void flush_log(void)
         die("fflush");
 }
 
-/* One process writes stdout again: no line of another process can cut
+/* Only one process writes stdout: no line of another process can cut
    ours. stdio's buffer for a file or a pipe is 4 KiB, a write(2) every
    few dozen requests; with LOG_BUFFER_SIZE, one every few hundred. */
 static void buffer_log(void)
