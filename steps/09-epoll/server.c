@@ -931,9 +931,7 @@ static void on_event(struct server *server, struct connection *connection)
 static void time_out(struct server *server, struct connection *connection)
 {
     switch (connection->state) {
-    case READING:
-        respond(server, connection, reject(408, "timed out"));
-        return;
+    case READING: respond(server, connection, reject(408, "timed out")); return;
     case WRITING:
         printf("dropped: the response was not read for %d seconds\n",
                RESPONSE_TIMEOUT_SECONDS);
