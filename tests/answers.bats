@@ -374,8 +374,8 @@ start_file_server() {
 }
 
 # bats test_tags=exercise
-@test "10-nosniff: every file comes with X-Content-Type-Options: nosniff" {
-    use_answer 10-nosniff
+@test "11-nosniff: every file comes with X-Content-Type-Options: nosniff" {
+    use_answer 11-nosniff
     start_file_server
     local head
     head=$(curl -sI -m "$WAIT_SECONDS" "http://127.0.0.1:$PORT/style.css" | tr -d '\r') || true
@@ -385,8 +385,8 @@ start_file_server() {
 }
 
 # bats test_tags=exercise
-@test "10-etag: a file has an ETag, and If-None-Match with it gets 304; with another, the file" {
-    use_answer 10-etag
+@test "11-etag: a file has an ETag, and If-None-Match with it gets 304; with another, the file" {
+    use_answer 11-etag
     start_file_server
     local url="http://127.0.0.1:$PORT/style.css" etag same other
     etag=$(curl -sI -m "$WAIT_SECONDS" "$url" | tr -d '\r' | sed -n 's/^ETag: //p') || true
@@ -425,8 +425,8 @@ wait_for_end() {
 }
 
 # bats test_tags=exercise
-@test "11-sender: says which process sent the signal" {
-    use_answer 11-sender
+@test "12-sender: says which process sent the signal" {
+    use_answer 12-sender
     make_answer_root 0
     start_server listening 0 127.0.0.1 "$ROOT"
     kill -TERM "$SERVER_PID"
@@ -438,8 +438,8 @@ wait_for_end() {
 }
 
 # bats test_tags=exercise
-@test "11-sigquit: SIGQUIT stops the server at once, with status 1, mid-download" {
-    use_answer 11-sigquit
+@test "12-sigquit: SIGQUIT stops the server at once, with status 1, mid-download" {
+    use_answer 12-sigquit
     make_answer_root 16M
     start_server listening 0 127.0.0.1 "$ROOT"
     local out=$BATS_TEST_TMPDIR/download deadline=$((SECONDS + WAIT_SECONDS)) ended try
@@ -596,18 +596,18 @@ step_tests_pass() {
     step_tests_pass 10-idle-first
 }
 
-@test "10-etag passes the tests of steps 01 to 11" {
-    step_tests_pass 10-etag
+@test "11-etag passes the tests of steps 01 to 11" {
+    step_tests_pass 11-etag
 }
 
-@test "10-nosniff passes the tests of steps 01 to 11" {
-    step_tests_pass 10-nosniff
+@test "11-nosniff passes the tests of steps 01 to 11" {
+    step_tests_pass 11-nosniff
 }
 
-@test "11-sender passes the tests of steps 01 to 12" {
-    step_tests_pass 11-sender
+@test "12-sender passes the tests of steps 01 to 12" {
+    step_tests_pass 12-sender
 }
 
-@test "11-sigquit passes the tests of steps 01 to 12" {
-    step_tests_pass 11-sigquit
+@test "12-sigquit passes the tests of steps 01 to 12" {
+    step_tests_pass 12-sigquit
 }

@@ -125,6 +125,13 @@ tracked_files() {
         [ -e "$path" ] || { echo "a chapter names $path, which does not exist" >&2; absent=1; }
     done < <(grep -ohE '(include|diff)="[^"]*"' book/*.md | sed -E 's/^[a-z]+="//; s/"$//' | tr ' ' '\n' | grep '^steps/')
     [ "$absent" -eq 0 ]
+    # Every answer that tests/answers.bats uses is a patch that exists.
+    local answer
+    while IFS= read -r answer; do
+        [ -e "book/answers/$answer.diff" ] ||
+            { echo "tests/answers.bats uses the answer $answer, and there is no book/answers/$answer.diff" >&2; absent=1; }
+    done < <(sed -nE 's/^ *(use_answer|step_tests_pass) ([0-9]{2}-[a-z0-9-]+).*/\2/p' tests/answers.bats | sort -u)
+    [ "$absent" -eq 0 ]
     # The steps that moved build under their new numbers.
     local moved
     moved=$(printf '%02d' "$((10#$middle + 1))")
