@@ -251,7 +251,7 @@ function chart.block(block, fail)
   end
   local caption = block.attributes.caption
     or string.format("Requests per second with wrk -t1, the median of %d round%s "
-      .. "(the bars named step: the steps), measured %s on %s by make bench.",
+      .. "(the bars stepNN: the book's steps), measured %s on %s by make bench.",
       rounds, rounds == 1 and "" or "s", date, machine)
   return pandoc.RawBlock("html", '<figure class="chart">\n' .. draw(groups, servers, rounds)
     .. "\n<figcaption>" .. escape(caption) .. "</figcaption>\n</figure>")

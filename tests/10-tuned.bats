@@ -6,11 +6,6 @@
 
 load helpers
 
-# The server's resident memory, in KiB (VmRSS, proc(5)).
-resident_kib() {
-    awk '$1 == "VmRSS:" { print $2 }' "/proc/$SERVER_PID/status"
-}
-
 # Starts the server as start_server does, with at most DESCRIPTORS open
 # at once: prlimit(1) sets the limit, then runs the server in its process.
 #   start_limited_server DESCRIPTORS
@@ -64,7 +59,7 @@ start_limited_server() {
     local count=2000 before after line summary='' held=''
     local try hint="book/10-tuned.md, section 'Memory'"
     try=$(by_hand "grep VmRSS /proc/\$!/status; sleep 3 | build/many-clients --hold 8080 $count 1 & sleep 1; grep VmRSS /proc/\$!/status")
-    before=$(resident_kib)
+    before=$(resident_kb)
     coproc CLIENT { exec "$client" --hold "$PORT" "$count" 1 2>&1; }
     while IFS= read -r -t "$((WAIT_SECONDS * 4))" line <&"${CLIENT[0]}"; do
         case $line in
@@ -73,7 +68,7 @@ start_limited_server() {
         esac
     done
     # At once: an idle connection is closed after 2 s.
-    after=$(resident_kib)
+    after=$(resident_kb)
     local open grown
     open=$(($(find "/proc/$SERVER_PID/fd" -mindepth 1 -lname 'socket:*' 2>/dev/null | wc -l) - 1))
     # Done with it: a client still trying (a server that cannot answer

@@ -86,11 +86,6 @@ now_ms() {
     echo "$(($(date +%s%N) / 1000000))"
 }
 
-# Resident set size of the server, in KiB, from /proc/PID/status.
-resident_kb() {
-    awk '/^VmRSS:/ { print $2 }' "/proc/$SERVER_PID/status"
-}
-
 # Waits until the server is back to COUNT descriptors, that is, done with
 # every connection (it may linger up to 2 s on one). Prints the count.
 wait_for_descriptors() {

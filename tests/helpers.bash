@@ -318,6 +318,11 @@ cpu_ticks() {
     sed 's/^.*) //' "/proc/$SERVER_PID/stat" | awk '{ print $12 + $13 }'
 }
 
+# The server's resident memory, in KiB (VmRSS, proc(5)).
+resident_kb() {
+    awk '$1 == "VmRSS:" { print $2 }' "/proc/$SERVER_PID/status"
+}
+
 # How the server ended, if it did, in words: "the server was killed by
 # SIGSEGV". Empty while it runs. Only the test's own shell can wait(2) for
 # the server, so the first call there keeps the answer in a file for the
